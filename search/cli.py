@@ -1,0 +1,235 @@
+"""The `noise-search` command: parse, call the library, print. ``main(argv) -> int``.
+
+Every NoiseSearchError becomes one line on stderr and exit code 2; a usage
+error is click's message and exit code 2; an interrupted run exits 130.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from search.errors import NoiseSearchError
+
+# TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users; this must be
+# set before TensorFlow is first imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+STORAGE_HELP = (
+    "Database URL of the study storage (default: $NOISE_SEARCH_STORAGE, else "
+    "sqlite:///noise-search.db in the working directory)."
+)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _fmt_std(std: Any) -> str:
+    if isinstance(std, dict):
+        return ",".join(f"{site}={sigma:g}" for site, sigma in std.items())
+    return f"{std:g}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="noise-search", prog_name="noise-search")
+def cli() -> None:
+    """Find where to inject noise while training a neural network, and how much."""
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path(path_type=Path, dir_okay=True))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a key of the study file; VALUE is parsed as TOML. Repeatable.")
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option("--study-name", default=None, help="Study name (default: study.name of the file).")
+@click.option("--quiet", is_flag=True, help="No progress bar, only the final summary.")
+def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
+        study_name: str | None, quiet: bool) -> int:
+    """Run (or resume) the study described by STUDY_FILE."""
+    from tqdm import tqdm
+
+    from search import spec as spec_module
+    from search.storage import mask_password, open_storage, resolve_url
+
+    # Validate everything the file says before touching storage or TensorFlow.
+    spec = spec_module.load(study_file, list(overrides), study_name)
+    rdb = open_storage(storage)
+
+    from search.data import load_dataset
+
+    load_dataset(spec)  # bad CSV data fails here, before a study is created
+    from search.study import StudyRunner
+
+    runner = StudyRunner(spec, rdb)
+    where = mask_password(resolve_url(storage))
+    total, done = runner.total(), runner.done_count()
+    click.echo(f"study {spec.study.name!r} in {where}: {done} of {total} configurations done, "
+               f"{spec.study.repeats} repeats each, {spec.model.epochs} epochs, "
+               f"engine {spec.study.engine}")
+    bar = tqdm(total=total, initial=done, unit="config", disable=quiet, dynamic_ncols=True,
+               file=sys.stderr)
+    baseline_mean: list[float] = []
+
+    def on_done(outcome: Any) -> None:
+        bar.update(1)
+        if quiet:
+            return
+        if outcome.summary is None:
+            bar.write(f"  {outcome.config.key:<28} FAILED: {outcome.failure}")
+            return
+        s = outcome.summary
+        if outcome.config.is_baseline:
+            baseline_mean[:] = [s.mean]
+        base = baseline_mean[0] if baseline_mean else _stored_baseline(runner)
+        delta = f"  Δ {s.mean - base:+.4f} vs baseline" if base is not None else ""
+        bar.write(f"  {outcome.config.key:<28} test {spec.metric} {_fmt(s.mean)} ± {_fmt(s.sd)} "
+                  f"(95% CI {_fmt(s.ci_low)}–{_fmt(s.ci_high)}, n={s.n}){delta}  "
+                  f"[{outcome.seconds:.1f} s]")
+
+    try:
+        runner.run(on_done=on_done)
+    finally:
+        bar.close()
+    from search.results import collect
+
+    _print_summary(collect(runner.study))
+    return 0
+
+
+def _stored_baseline(runner: Any) -> float | None:
+    from search.results import collect
+
+    baseline = collect(runner.study).baseline
+    return baseline["mean"] if baseline else None
+
+
+def _print_summary(results: Any) -> None:
+    completed = results.completed
+    baseline = results.baseline
+    if not completed:
+        click.echo("no configuration has completed yet")
+        return
+    best = completed[0]
+    line = (f"best: {best['config']} test {results.metric} {_fmt(best['mean'])} "
+            f"(95% CI {_fmt(best['ci_low'])}–{_fmt(best['ci_high'])})")
+    if baseline is not None and best is not baseline:
+        line += f"; baseline {_fmt(baseline['mean'])}, Δ {best['diff']:+.4f}"
+    elif best is baseline:
+        line += "; no noise configuration beats the baseline"
+    click.echo(line)
+    click.echo(f"see all: noise-search results {results.name}")
+
+
+@cli.command()
+@click.argument("study_name")
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+def results(study_name: str, storage: str | None, fmt: str) -> int:
+    """Results of STUDY_NAME, one row per configuration, best first."""
+    from search.results import collect, load_study, require_completed
+    from search.storage import open_storage
+
+    study = load_study(open_storage(storage), study_name)
+    res = collect(study)
+    if fmt == "json":
+        click.echo(json.dumps(res.rows, indent=2))
+        return 0
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(res.rows[0]) if res.rows else ["config"],
+                                lineterminator="\n")
+        writer.writeheader()
+        for row in res.rows:
+            writer.writerow({k: json.dumps(v) if isinstance(v, dict) else v
+                             for k, v in row.items()})
+        click.echo(buf.getvalue(), nl=False)
+        return 0
+    require_completed(res)
+    header = ["placement", "std", f"mean {res.metric}", "sd", "95% CI", "n", "Δ baseline",
+              "train", "state"]
+    table = [header]
+    for r in res.rows:
+        ci = f"{_fmt(r['ci_low'])}–{_fmt(r['ci_high'])}" if r["ci_low"] is not None else "-"
+        diff = f"{r['diff']:+.4f}" if r["diff"] is not None else "-"
+        table.append([r["placement"], _fmt_std(r["std"]), _fmt(r["mean"]), _fmt(r["sd"]), ci,
+                      _fmt(r["n"]), diff, _fmt(r["train_mean"]), r["state"].lower()])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    click.echo(f"study {res.name!r}: {len(res.completed)} of {res.grid_size or len(res.rows)} "
+               f"configurations complete ({res.direction} {res.metric})")
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+@cli.command()
+@click.option("--storage", default=None, help=STORAGE_HELP)
+def studies(storage: str | None) -> int:
+    """The studies in the storage and their progress."""
+    from search.results import study_overview
+    from search.storage import open_storage
+
+    overview = study_overview(open_storage(storage))
+    if not overview:
+        click.echo("no studies yet; start one with `noise-search run STUDY_FILE`")
+        return 0
+    for s in overview:
+        click.echo(f"{s['name']}: {s['complete']}/{s['total']} configurations complete, "
+                   f"{s['running']} running, {s['waiting']} queued, {s['failed']} failed "
+                   f"({s['metric']})")
+    return 0
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    from search.storage import mask_password
+
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading_is_main():
+        signal.signal(signal.SIGTERM, _raise_interrupt)  # stop like Ctrl-C: the trial is failed
+    try:
+        result = cli.main(args=argv, prog_name="noise-search", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except NoiseSearchError as exc:
+        click.echo(f"noise-search: error: {mask_password(str(exc))}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("noise-search: interrupted; the trial in progress is marked failed and will be "
+                   "run again on resume", err=True)
+        return 130
+    finally:
+        if threading_is_main():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""Optuna: create or resume a study, hand out its configurations, run and record trials.
+
+One trial is one noise configuration (DESIGN.md decision 1); its repeats are
+trained together by the engine. For a grid study every configuration is put
+into Optuna's queue as a WAITING trial when the study is created, and workers
+take trials from the queue: taking one is an atomic state change in the
+database, so each grid point runs once however many workers share the study.
+A trial whose worker died (no heartbeat) is failed and queued again.
+
+The objective is the only place that talks to the Optuna trial (STYLE.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search import engine, spec as spec_module, stats
+from search.data import Dataset, load_dataset
+from search.errors import NoiseSearchError
+from search.noise import BASELINE, NoiseConfig, Site, parse_config_key, parse_placement
+from search.spec import StudySpec
+
+SPEC_ATTR = "spec"
+GRID_ATTR = "grid"
+CURVES_ATTR = "noise_search:curves"  # system attr: per-repeat curves, kept out of the dashboard
+CONFIG_ATTR = "config"
+DIVERGED_ATTR = "diverged"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _round(values: np.ndarray, digits: int = 6) -> list[float]:
+    return [round(float(v), digits) for v in np.asarray(values).ravel()]
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What one finished trial reports to the caller (progress bar, summaries)."""
+
+    number: int
+    config: NoiseConfig
+    state: TrialState
+    summary: stats.Summary | None
+    seconds: float
+    failure: str | None = None
+
+
+def config_of(trial: FrozenTrial) -> NoiseConfig | None:
+    key = trial.user_attrs.get(CONFIG_ATTR)
+    if key is None:
+        return None
+    return parse_config_key(key, trial.user_attrs.get("kind", "additive"))
+
+
+def _std_range(grid: tuple[float, ...], sampled: bool) -> tuple[float, float, bool]:
+    """(low, high, log) of a σ parameter: the grid's span, log-scaled when a sampler draws it."""
+    if not sampled:
+        return min(grid), max(grid), False
+    positive = [v for v in grid if v > 0] or [1e-6]
+    low, high = min(positive), max(grid)
+    return low, max(high, low), True
+
+
+def _suggest(trial: optuna.Trial, spec: StudySpec) -> NoiseConfig:
+    """The trial's configuration, recorded as its parameters (placement, then σ).
+
+    Queued trials carry their configuration; for tpe / random the sampler draws
+    it. The baseline has no parameters: "none" is not a placement to sample.
+    """
+    sampled = spec.study.sampler != "grid"
+    key = trial.user_attrs.get(CONFIG_ATTR)
+    if key is not None:
+        config = parse_config_key(key, spec.noise.kind)
+        params = config.optuna_params()
+        if config.is_baseline:
+            return config
+        trial.suggest_categorical("placement", list(spec.noise.placements))
+        grids = {"std": spec.noise.std, **{f"std_{s}": g for s, g in spec.noise.site_std}}
+        for name in params:
+            if name != "placement":
+                low, high, log = _std_range(grids[name], sampled)
+                trial.suggest_float(name, low, high, log=log)
+        return config
+    placement = trial.suggest_categorical("placement", list(spec.noise.placements))
+    sites = parse_placement(str(placement))
+    per_site = dict(spec.noise.site_std)
+    shared: float | None = None
+    sigmas = []
+    for site in sites:
+        if site.value in per_site:
+            low, high, log = _std_range(per_site[site.value], sampled)
+            sigmas.append((site, trial.suggest_float(f"std_{site.value}", low, high, log=log)))
+        else:
+            if shared is None:
+                low, high, log = _std_range(spec.noise.std, sampled)
+                shared = trial.suggest_float("std", low, high, log=log)
+            sigmas.append((site, shared))
+    return NoiseConfig(tuple(sigmas), spec.noise.kind)
+
+
+class _Heartbeat:
+    """Records the trial's heartbeat from a thread while the engine trains."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int,
+                 interval: float | None):
+        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
+            except Exception:  # a passing outage: the next beat retries
+                pass
+            if self._stop.wait(self._interval):
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        if self._interval:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+class StudyRunner:
+    """A worker on one study: takes configurations and trains them until none is left."""
+
+    def __init__(self, spec: StudySpec, storage: optuna.storages.RDBStorage,
+                 train: Callable[[StudySpec, Dataset, NoiseConfig], engine.TrainResult] | None = None):
+        self.spec = spec
+        self.storage = storage
+        self.data = load_dataset(spec)
+        self._train = train or engine.train
+        self.study = open_study(spec, storage)
+
+    # -- the queue --------------------------------------------------------------------------
+
+    def grid(self) -> list[NoiseConfig]:
+        return self.spec.configurations()
+
+    def total(self) -> int:
+        return len(self.grid()) if self.spec.study.sampler == "grid" else self.spec.study.n_trials
+
+    def done_count(self) -> int:
+        return len(_done_keys(self.study.get_trials(deepcopy=False)))
+
+    def _pop_waiting(self) -> optuna.Trial | None:
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            try:
+                if self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
+                    return optuna.Trial(self.study, frozen._trial_id)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+        return None
+
+    def _next_trial(self) -> optuna.Trial | None:
+        trial = self._pop_waiting()
+        if trial is not None or self.spec.study.sampler == "grid":
+            return trial
+        # tpe / random: the sampler proposes until n_trials configurations exist.
+        live = self.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
+        if len(live) >= self.spec.study.n_trials:
+            return None
+        return self.study.ask()
+
+    def recover(self) -> None:
+        """Fail trials whose worker stopped beating, and queue what the grid still lacks."""
+        optuna.storages.fail_stale_trials(self.study)
+        if self.spec.study.sampler == "grid":
+            _enqueue_missing(self.study, self.grid())
+        else:
+            _enqueue_missing(self.study, [NoiseConfig((), self.spec.noise.kind)])
+
+    def run(self, on_done: Callable[[TrialOutcome], None] | None = None,
+            poll_seconds: float = 2.0) -> list[TrialOutcome]:
+        """Run trials until the queue is empty and no other worker holds one."""
+        self.recover()
+        outcomes = []
+        while True:
+            trial = self._next_trial()
+            if trial is None:
+                running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if not running:
+                    break
+                # Another worker holds a trial; if it dies, its trial comes back to the queue.
+                time.sleep(poll_seconds)
+                self.recover()
+                continue
+            outcome = self.run_trial(trial)
+            outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+        return outcomes
+
+    # -- one trial --------------------------------------------------------------------------
+
+    def run_trial(self, trial: optuna.Trial) -> TrialOutcome:
+        started = time.perf_counter()
+        config = _suggest(trial, self.spec)
+        for key, value in _config_attrs(config).items():
+            trial.set_user_attr(key, value)
+        try:
+            with _Heartbeat(self.storage, trial._trial_id, self.storage.get_heartbeat_interval()):
+                result = self._train(self.spec, self.data, config)
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
+            trial.set_user_attr("failure", reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        seconds = time.perf_counter() - started
+        if result.diverged:
+            reason = result.divergence_reason()
+            trial.set_user_attr("failure", reason)
+            trial.set_user_attr(DIVERGED_ATTR, True)
+            trial.set_user_attr("duration_s", round(seconds, 3))
+            self.study.tell(trial, state=TrialState.FAIL)
+            return TrialOutcome(trial.number, config, TrialState.FAIL, None, seconds, reason)
+        summary = _record(trial, self.spec, result, seconds)
+        self.study.tell(trial, summary.mean)
+        return TrialOutcome(trial.number, config, TrialState.COMPLETE, summary, seconds)
+
+
+def _config_attrs(config: NoiseConfig) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        CONFIG_ATTR: config.key,
+        "placement": config.placement,
+        "kind": config.kind,
+        "std": config.std_value(),
+    }
+    for site in Site:
+        attrs[f"sigma_{site.value}"] = config.sigma(site)
+    return attrs
+
+
+def _record(trial: optuna.Trial, spec: StudySpec, result: engine.TrainResult,
+            seconds: float) -> stats.Summary:
+    """Store per-repeat values, aggregates and curves on the trial; return the test summary."""
+    test = stats.summarize(result.test_metric)
+    train = stats.summarize(result.train_metric)
+    attrs: dict[str, Any] = {
+        "metric": spec.metric,
+        "repeats": int(result.test_metric.size),
+        "test_values": _round(result.test_metric),
+        "train_values": _round(result.train_metric),
+        "test_loss_values": _round(result.test_loss),
+        "train_loss_values": _round(result.train_loss),
+        "duration_s": round(seconds, 3),
+        "engine": spec.study.engine,
+    }
+    for prefix, summary in (("test", test), ("train", train)):
+        for name, value in summary.as_dict().items():
+            if name != "n":
+                attrs[f"{prefix}_{name}"] = value
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    curves = {"epochs": list(result.curve_epochs)}
+    curves.update({name: [_round(row, 5) for row in values]
+                   for name, values in result.curves.items()})
+    trial.storage.set_trial_system_attr(trial._trial_id, CURVES_ATTR, curves)
+    mean_curve = np.mean(result.curves["test_metric"], axis=0)
+    for epoch, value in zip(result.curve_epochs, mean_curve):
+        if np.isfinite(value):
+            trial.report(float(value), step=int(epoch))
+    return test
+
+
+def _done_keys(trials: list[FrozenTrial]) -> set[str]:
+    """Configurations that need no more work: completed, or failed by diverging (deterministic)."""
+    done = set()
+    for t in trials:
+        key = t.user_attrs.get(CONFIG_ATTR)
+        if key is None:
+            continue
+        if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL
+                                              and t.user_attrs.get(DIVERGED_ATTR)):
+            done.add(key)
+    return done
+
+
+def _enqueue_missing(study: optuna.Study, configs: list[NoiseConfig]) -> int:
+    """Queue each configuration that is neither done, queued nor running. Returns how many."""
+    trials = study.get_trials(deepcopy=False)
+    taken = _done_keys(trials)
+    for t in trials:
+        if t.state in (TrialState.WAITING, TrialState.RUNNING):
+            key = t.user_attrs.get(CONFIG_ATTR)
+            if key:
+                taken.add(key)
+    added = 0
+    for config in configs:
+        if config.key in taken:
+            continue
+        study.enqueue_trial(config.optuna_params(), user_attrs={CONFIG_ATTR: config.key,
+                                                                "kind": config.kind},
+                            skip_if_exists=False)
+        added += 1
+    return added
+
+
+def open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.Study:
+    """Create the study, or load it and refuse if it was made from a different spec."""
+    name = spec.study.name
+    current = spec.to_dict()
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction=spec.direction)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage)
+        stored = study.user_attrs.get(SPEC_ATTR)
+        if stored is None:
+            raise NoiseSearchError(
+                f"study {name!r} exists but was not created by noise-search; "
+                "choose another name with --study-name"
+            ) from None
+        diffs = spec_module.differences(stored, current)
+        if diffs:
+            raise NoiseSearchError(
+                f"study {name!r} was created from a different spec: {'; '.join(diffs[:3])}"
+                + (f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else "")
+                + "; results would mix. Run it as stored, or start a new study with --study-name"
+            ) from None
+        return study
+    study.set_user_attr(SPEC_ATTR, current)
+    study.set_user_attr("metric", spec.metric)
+    study.set_user_attr("grid", [c.key for c in spec.configurations()]
+                        if spec.study.sampler == "grid" else [BASELINE])
+    return study
