@@ -162,7 +162,7 @@ def results(study_name: str, storage: str | None, fmt: str) -> int:
     require_completed(res)
     header = ["placement", "std", f"mean {res.metric}", "sd", "95% CI", "n", "Δ baseline",
               "train", "state"]
-    table = [header]
+    table: list[list[str]] = [header]
     for r in res.rows:
         ci = f"{_fmt(r['ci_low'])}–{_fmt(r['ci_high'])}" if r["ci_low"] is not None else "-"
         diff = f"{r['diff']:+.4f}" if r["diff"] is not None else "-"
@@ -171,8 +171,8 @@ def results(study_name: str, storage: str | None, fmt: str) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     click.echo(f"study {res.name!r}: {len(res.completed)} of {res.grid_size or len(res.rows)} "
                f"configurations complete ({res.direction} {res.metric})")
-    for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for line in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
     return 0
 
 

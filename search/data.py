@@ -167,7 +167,7 @@ def load_dataset(spec: StudySpec) -> Dataset:
         x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
     if task == "multiclass":
         n_classes = int(np.max(y)) + 1
-        y_all = np.asarray(y, dtype=np.int32)
+        y_all: np.ndarray = np.asarray(y, dtype=np.int32)
     else:
         n_classes = 2 if task == "binary" else 0
         y_all = np.asarray(y, dtype=np.float32).reshape(-1, 1)

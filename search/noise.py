@@ -98,7 +98,8 @@ class NoiseConfig:
 
     @property
     def key(self) -> str:
-        """The name users type: "none", "hidden_pre:0.1", "input+weights:input=0.01,weights=0.1"."""
+        """The name users type: "none", "hidden_pre:0.1", "input+weights:input=0.01,weights=0.1".
+        """
         if self.is_baseline:
             return BASELINE
         shared = self.shared_std
@@ -108,7 +109,8 @@ class NoiseConfig:
         return f"{self.placement}:{parts}"
 
     def optuna_params(self) -> dict[str, object]:
-        """The trial parameters shown in optuna-dashboard: placement, then σ (shared or per site)."""
+        """Trial parameters as optuna-dashboard shows them: placement, then σ (shared or per site)
+        """
         params: dict[str, object] = {"placement": self.placement}
         if self.is_baseline:
             return params

@@ -137,7 +137,8 @@ def placement_list() -> Check:
             except ValueError:
                 raise _Invalid(allowed) from None
             if not sites:
-                raise _Invalid(allowed + "; the baseline 'none' is always included, do not list it")
+                raise _Invalid(allowed + "; the baseline 'none' is always included, "
+                               "do not list it")
             out.append("+".join(s.value for s in sites))
         return tuple(out)
 
@@ -294,7 +295,7 @@ class StudySpec:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The effective spec as plain JSON-able data: stored with the study, compared on resume."""
+        """The effective spec as JSON-able data: stored with the study, compared on resume."""
         out: dict[str, Any] = {}
         for name in SECTIONS:
             section = getattr(self, name)
@@ -397,7 +398,9 @@ def _allowed(f: dataclasses.Field[Any]) -> str:
     return "required"
 
 
-def from_dict(raw: Mapping[str, Any], source: str | Path, study_name: str | None = None) -> StudySpec:
+def from_dict(
+    raw: Mapping[str, Any], source: str | Path, study_name: str | None = None
+) -> StudySpec:
     """Validate raw TOML data completely; raise SpecError with a one-line message."""
     src = str(source)
     unknown = sorted(set(raw) - set(SECTIONS))
@@ -421,8 +424,8 @@ def from_dict(raw: Mapping[str, Any], source: str | Path, study_name: str | None
 def _check_across_keys(spec: StudySpec, data_table: Mapping[str, Any], src: str) -> None:
     data = spec.data
     usable = DATASET_KEYS[data.dataset] | _COMMON_DATA_KEYS
-    for key in data_table:
-        if key not in usable:
+    for key, value in data_table.items():
+        if key not in usable and value is not None:  # None: a stored spec's unused key
             raise SpecError(
                 f"{src}: 'data.{key}' does not apply to dataset {data.dataset!r}; it takes: "
                 + ", ".join(sorted(usable))
@@ -437,7 +440,8 @@ def _check_across_keys(spec: StudySpec, data_table: Mapping[str, Any], src: str)
             f"remain to test on; got {data.n_train}"
         )
     if data.dataset == "friedman1" and (data.n_features or 10) < 5:
-        raise SpecError(f"{src}: 'data.n_features' must be >= 5 for friedman1; got {data.n_features}")
+        raise SpecError(
+            f"{src}: 'data.n_features' must be >= 5 for friedman1; got {data.n_features}")
     if data.dataset == "classification":
         informative = data.n_informative or 2
         features = data.n_features or 20
@@ -462,7 +466,8 @@ def _check_across_keys(spec: StudySpec, data_table: Mapping[str, Any], src: str)
             )
     placements = spec.noise.placements
     if len(set(placements)) != len(placements):
-        raise SpecError(f"{src}: 'noise.placements' lists a placement twice; got {list(placements)}")
+        raise SpecError(
+            f"{src}: 'noise.placements' lists a placement twice; got {list(placements)}")
     if not spec.configurations()[1:]:
         raise SpecError(f"{src}: the noise grid is empty; 'noise.placements' and 'noise.std' "
                         "must give at least one configuration besides the baseline")

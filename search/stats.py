@@ -7,10 +7,10 @@ known numbers alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as sps
 
 CONFIDENCE = 0.95
@@ -35,19 +35,20 @@ class Summary:
         return asdict(self)
 
 
-def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summary:
+def summarize(values: ArrayLike, confidence: float = CONFIDENCE) -> Summary:
     """Mean, sample sd (ddof=1), sem and the t-based confidence interval of the mean."""
     x = np.asarray(values, dtype=np.float64)
     n = int(x.size)
     if n == 0:
         raise ValueError("`len(values) >= 1` must hold, but got 0 values.")
-    mean = float(np.mean(x))
     if n == 1:
-        return Summary(n, mean, None, None, None, None)
+        return Summary(n, float(x[0]), None, None, None, None)
+    if np.ptp(x) == 0.0:
+        # Every repeat agrees: the interval is the point (scipy would give NaN here).
+        same = float(x[0])
+        return Summary(n, same, 0.0, 0.0, same, same)
+    mean = float(np.mean(x))
     sd = float(np.std(x, ddof=1))
     sem = float(sps.sem(x))
-    if sem == 0.0:
-        # Every repeat agrees: the interval is the point (scipy would give NaN here).
-        return Summary(n, mean, 0.0, 0.0, mean, mean)
     low, high = sps.t.interval(confidence, df=n - 1, loc=mean, scale=sem)
     return Summary(n, mean, sd, sem, _finite_or_none(low), _finite_or_none(high))

@@ -42,7 +42,8 @@ def heartbeat_seconds() -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise NoiseSearchError(f"${HEARTBEAT_ENV} must be a whole number of seconds >= 1; got {raw!r}")
+        raise NoiseSearchError(
+            f"${HEARTBEAT_ENV} must be a whole number of seconds >= 1; got {raw!r}")
     return value
 
 

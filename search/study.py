@@ -22,7 +22,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import engine, spec as spec_module, stats
+from search import engine, stats
+from search import spec as spec_module
 from search.data import Dataset, load_dataset
 from search.errors import NoiseSearchError
 from search.noise import BASELINE, NoiseConfig, Site, parse_config_key, parse_placement
@@ -35,6 +36,8 @@ CONFIG_ATTR = "config"
 DIVERGED_ATTR = "diverged"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+Trainer = Callable[[StudySpec, Dataset, NoiseConfig], engine.TrainResult]
 
 
 def _round(values: np.ndarray, digits: int = 6) -> list[float]:
@@ -139,7 +142,7 @@ class StudyRunner:
     """A worker on one study: takes configurations and trains them until none is left."""
 
     def __init__(self, spec: StudySpec, storage: optuna.storages.RDBStorage,
-                 train: Callable[[StudySpec, Dataset, NoiseConfig], engine.TrainResult] | None = None):
+                 train: Trainer | None = None):
         self.spec = spec
         self.storage = storage
         self.data = load_dataset(spec)
@@ -267,7 +270,7 @@ def _record(trial: optuna.Trial, spec: StudySpec, result: engine.TrainResult,
                 attrs[f"{prefix}_{name}"] = value
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
-    curves = {"epochs": list(result.curve_epochs)}
+    curves: dict[str, Any] = {"epochs": list(result.curve_epochs)}
     curves.update({name: [_round(row, 5) for row in values]
                    for name, values in result.curves.items()})
     trial.storage.set_trial_system_attr(trial._trial_id, CURVES_ATTR, curves)
@@ -316,7 +319,9 @@ def open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.S
     name = spec.study.name
     current = spec.to_dict()
     try:
-        study = optuna.create_study(study_name=name, storage=storage, direction=spec.direction)
+        direction = (optuna.study.StudyDirection.MAXIMIZE if spec.direction == "maximize"
+                     else optuna.study.StudyDirection.MINIMIZE)
+        study = optuna.create_study(study_name=name, storage=storage, direction=direction)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage)
         stored = study.user_attrs.get(SPEC_ATTR)

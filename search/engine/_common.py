@@ -34,7 +34,9 @@ def layer_sizes(data: Dataset, model: ModelSpec) -> list[int]:
     return [data.n_features, *model.hidden, data.n_outputs]
 
 
-def initial_weights(sizes: list[int], repeats: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def initial_weights(
+    sizes: list[int], repeats: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per layer (kernel (R, in, out), bias (R, out)), float32; Keras glorot_uniform and zeros.
 
     Repeat r's weights depend only on (seed, r), not on how many repeats run.

@@ -30,9 +30,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-# One tf.function per program key is intended, not a retracing problem.
-tf.get_logger().setLevel("ERROR")
-
 from search.data import Dataset
 from search.engine._common import (
     ADAM_BETA_1,
@@ -48,6 +45,9 @@ from search.engine._common import (
 )
 from search.noise import NoiseConfig, Site
 from search.spec import StudySpec
+
+# One tf.function per program key is intended, not a retracing problem.
+tf.get_logger().setLevel("ERROR")
 
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "relu": tf.nn.relu,

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TINY_STUDY = """\
+[study]
+name = "tiny"
+seed = 3
+repeats = 3
+record_every = 5
+
+[data]
+dataset = "circles"
+n_samples = 60
+noise = 0.1
+random_state = 1
+n_train = 20
+
+[model]
+hidden = [8]
+epochs = 20
+
+[noise]
+placements = ["input", "hidden_pre"]
+std = [0.1, 0.3]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's storage or writes into the repository."""
+    monkeypatch.delenv("NOISE_SEARCH_STORAGE", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def write_study(tmp_path: Path):
+    """write_study(text=TINY_STUDY, name="study.toml") -> path of a study file."""
+
+    def write(text: str = TINY_STUDY, name: str = "study.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+# --- storage backends -------------------------------------------------------------------------
+# Storage tests run one contract on every backend, as optuna's tests do with STORAGE_MODES.
+# PostgreSQL comes in through $NOISE_SEARCH_TEST_POSTGRES (a URL of a database on a server
+# that lets this user create databases); CI sets it and NOISE_SEARCH_REQUIRE_POSTGRES=1, so
+# there a missing server fails the run instead of skipping.
+STORAGE_MODES = ["sqlite", "postgresql"]
+
+
+def postgres_server_url() -> str | None:
+    url = os.environ.get("NOISE_SEARCH_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("NOISE_SEARCH_REQUIRE_POSTGRES"):
+            pytest.fail("NOISE_SEARCH_REQUIRE_POSTGRES is set but NOISE_SEARCH_TEST_POSTGRES "
+                        "is not")
+        pytest.skip("no PostgreSQL server: set NOISE_SEARCH_TEST_POSTGRES="
+                    "postgresql+psycopg://postgres@127.0.0.1:5432/test to run this test")
+    return url
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    server = postgres_server_url()
+    url = sa.engine.make_url(server)
+    name = f"ns_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                             connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("NOISE_SEARCH_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip(f"PostgreSQL at {url.render_as_string(hide_password=True)} is not "
+                    f"reachable: {str(exc).splitlines()[0]}")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=STORAGE_MODES)
+def storage_url(request, tmp_path: Path) -> str:
+    """Each backend in turn: an SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'storage.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -1,0 +1,169 @@
+"""A tiny study end to end on SQLite: stored attributes, resume, refusal to mix specs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search import spec as spec_module
+from search.cli import main
+from search.storage import open_storage
+from search.study import CURVES_ATTR
+
+
+def _run(study_file, url, *extra):
+    return main(["run", str(study_file), "--storage", url, "--quiet", *extra])
+
+
+@pytest.fixture
+def finished(write_study, sqlite_url):
+    path = write_study()
+    assert _run(path, sqlite_url) == 0
+    return path, sqlite_url
+
+
+def test_every_grid_point_runs_once_with_its_statistics(finished):
+    path, url = finished
+    spec = spec_module.load(path)
+    study = optuna.load_study(study_name="tiny", storage=url)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * len(trials)
+    keys = [t.user_attrs["config"] for t in trials]
+    assert sorted(keys) == sorted(c.key for c in spec.configurations())
+    assert len(keys) == 5  # baseline + 2 placements × 2 σ
+    for t in trials:
+        a = t.user_attrs
+        values = np.array(a["test_values"])
+        assert a["repeats"] == len(values) == 3
+        assert a["test_mean"] == pytest.approx(values.mean())
+        assert a["test_sd"] == pytest.approx(values.std(ddof=1))
+        assert a["test_ci_low"] <= a["test_mean"] <= a["test_ci_high"]
+        assert a["train_mean"] == pytest.approx(np.mean(a["train_values"]))
+        assert t.value == pytest.approx(a["test_mean"])
+        # Intermediate values: the mean clean test curve, one per record point.
+        assert sorted(t.intermediate_values) == [5, 10, 15, 20]
+        assert t.intermediate_values[20] == pytest.approx(a["test_mean"], abs=1e-6)
+        curves = t.system_attrs[CURVES_ATTR]
+        assert curves["epochs"] == [5, 10, 15, 20]
+        assert np.array(curves["test_metric"]).shape == (3, 4)
+        # Parameters as the dashboard shows them.
+        if a["config"] == "none":
+            assert t.params == {}
+        else:
+            assert t.params["placement"] == a["placement"] and t.params["std"] == a["std"]
+    stored = study.user_attrs["spec"]
+    assert stored == spec.to_dict()
+
+
+def test_resume_adds_no_duplicate_trial(finished, capsys):
+    path, url = finished
+    before = len(optuna.load_study(study_name="tiny", storage=url).trials)
+    assert _run(path, url) == 0
+    after = optuna.load_study(study_name="tiny", storage=url).trials
+    assert len(after) == before
+    assert "5 of 5 configurations done" in capsys.readouterr().out
+
+
+def test_interrupted_configuration_is_run_again_on_resume(write_study, sqlite_url):
+    path = write_study()
+    spec = spec_module.load(path)
+    from search.study import StudyRunner
+
+    calls = []
+
+    def train_then_stop(spec_, data, config):
+        from search.engine import fast
+
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(config.key)
+        return fast.train(spec_, data, config)
+
+    runner = StudyRunner(spec, open_storage(sqlite_url), train=train_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 2 and states.count(TrialState.FAIL) == 1
+    failed = next(t for t in study.trials if t.state == TrialState.FAIL)
+    assert failed.user_attrs["failure"] == "interrupted"
+    assert _run(path, sqlite_url) == 0
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
+    complete = [t.user_attrs["config"] for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(c.key for c in spec.configurations())
+    assert len(complete) == len(set(complete))
+
+
+def test_different_spec_under_the_same_name_is_refused(finished, capsys):
+    path, url = finished
+    code = _run(path, url, "--set", "model.epochs=21")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "different spec" in err and "model.epochs (stored 20, now 21)" in err
+    assert "Traceback" not in err
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 5
+    # Another name starts another study.
+    assert _run(path, url, "--set", "model.epochs=21", "--study-name", "tiny-21") == 0
+
+
+def test_diverging_configuration_fails_and_the_study_goes_on(write_study, sqlite_url):
+    path = write_study()
+    assert _run(path, sqlite_url, "--set", "noise.std=[0.1, 1e30]") == 0
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
+    by_key = {t.user_attrs["config"]: t for t in study.trials}
+    assert by_key["input:1e+30"].state == TrialState.FAIL
+    assert "diverged" in by_key["input:1e+30"].user_attrs["failure"]
+    assert by_key["input:0.1"].state == TrialState.COMPLETE
+    # A diverged configuration is deterministic: resuming does not run it again.
+    assert _run(path, sqlite_url, "--set", "noise.std=[0.1, 1e30]") == 0
+    assert len(optuna.load_study(study_name="tiny", storage=sqlite_url).trials) == 5
+
+
+def test_results_formats(finished, capsys):
+    _, url = finished
+    capsys.readouterr()
+    assert main(["results", "tiny", "--storage", url, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 5
+    for key in ("placement", "std", "kind", "n", "mean", "sd", "sem", "ci_low", "ci_high",
+                "train_mean", "state", "diff"):
+        assert key in rows[0]
+    means = [r["mean"] for r in rows]
+    assert means == sorted(means, reverse=True)
+    base = next(r for r in rows if r["placement"] == "none")
+    assert base["std"] == 0.0 and base["diff"] == 0.0
+    for r in rows:
+        assert r["diff"] == pytest.approx(r["mean"] - base["mean"])
+
+    assert main(["results", "tiny", "--storage", url, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("config,placement,std") and len(lines) == 6
+
+    assert main(["results", "tiny", "--storage", url]) == 0
+    table = capsys.readouterr().out
+    assert "hidden_pre" in table and "Δ baseline" in table and "95% CI" in table
+
+    assert main(["studies", "--storage", url]) == 0
+    assert "tiny: 5/5 configurations complete" in capsys.readouterr().out
+
+
+def test_unknown_study_lists_the_existing_ones(finished, capsys):
+    _, url = finished
+    assert main(["results", "nope", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "no study named 'nope'" in err and "tiny" in err and "Traceback" not in err
+
+
+def test_storage_from_environment(write_study, sqlite_url, monkeypatch):
+    monkeypatch.setenv("NOISE_SEARCH_STORAGE", sqlite_url)
+    assert main(["run", str(write_study()), "--quiet"]) == 0
+    assert len(optuna.load_study(study_name="tiny", storage=sqlite_url).trials) == 5
+
+
+def test_default_storage_is_sqlite_in_working_directory(write_study, tmp_path):
+    assert main(["run", str(write_study()), "--quiet"]) == 0
+    assert (tmp_path / "noise-search.db").exists()
