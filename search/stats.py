@@ -7,6 +7,7 @@ known numbers alone.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -52,3 +53,150 @@ def summarize(values: ArrayLike, confidence: float = CONFIDENCE) -> Summary:
     sem = float(sps.sem(x))
     low, high = sps.t.interval(confidence, df=n - 1, loc=mean, scale=sem)
     return Summary(n, mean, sd, sem, _finite_or_none(low), _finite_or_none(high))
+
+
+# --- bootstrap ---------------------------------------------------------------------------------
+
+BOOTSTRAP_RESAMPLES = 9999
+# Fixed so that `results` prints the same interval every time it is run on the same study.
+BOOTSTRAP_SEED = 0
+
+
+def bootstrap_ci(values: ArrayLike, confidence: float = CONFIDENCE,
+                 n_resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = BOOTSTRAP_SEED) -> tuple[float | None, float | None]:
+    """Bootstrap (BCa) confidence interval of the mean, seeded and therefore deterministic.
+
+    Unlike the t interval it assumes nothing about the shape of the spread, which
+    matters for accuracies near 1 or with a few seeds stuck far below the rest.
+    (None, None) for one value; the point itself when every value is the same.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("`len(values) >= 1` must hold, but got 0 values.")
+    if x.size == 1:
+        return None, None
+    if np.ptp(x) == 0.0:
+        # Every resample has the same mean: BCa's correction is 0/0 (scipy warns and says NaN).
+        return float(x[0]), float(x[0])
+    result = sps.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                           method="BCa", rng=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    return _finite_or_none(float(low)), _finite_or_none(float(high))
+
+
+# --- comparison of two configurations ------------------------------------------------------------
+
+SIGNIFICANCE = 1.0 - CONFIDENCE
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A configuration's test metric against a reference one (usually the baseline).
+
+    ``diff`` is mean(values) − mean(reference), whatever the direction; the CI
+    and p-value are Welch's (no equal-variance assumption). ``wins`` / ``ties`` /
+    ``losses`` count seeds, pairing repeat r with repeat r of the reference (they
+    share initial weights and data order); a win is "better" in the study's
+    direction. None marks what is undefined, never NaN.
+    """
+
+    n: int
+    n_reference: int
+    diff: float
+    diff_ci_low: float | None
+    diff_ci_high: float | None
+    p_value: float | None
+    cohen_d: float | None
+    pairs: int
+    wins: int
+    ties: int
+    losses: int
+
+    @property
+    def win_share(self) -> float | None:
+        return self.wins / self.pairs if self.pairs else None
+
+    @property
+    def tie_share(self) -> float | None:
+        return self.ties / self.pairs if self.pairs else None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        out: dict[str, float | int | None] = asdict(self)
+        out["win_share"] = self.win_share
+        out["tie_share"] = self.tie_share
+        return out
+
+
+def cohen_d(values: ArrayLike, reference: ArrayLike) -> float | None:
+    """(mean − mean_reference) / pooled sample sd; None when the pooled sd is 0 or undefined."""
+    a = np.asarray(values, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    dof = a.size + b.size - 2
+    if dof < 1:
+        return None
+    ss = (a.size - 1) * (np.var(a, ddof=1) if a.size > 1 else 0.0) \
+        + (b.size - 1) * (np.var(b, ddof=1) if b.size > 1 else 0.0)
+    pooled = math.sqrt(ss / dof)
+    if pooled == 0.0:
+        return None  # 0/0 or ±∞: no spread to measure the difference against
+    return float((a.mean() - b.mean()) / pooled)
+
+
+def compare(values: ArrayLike, reference: ArrayLike, maximize: bool = True,
+            confidence: float = CONFIDENCE) -> Comparison:
+    """Compare ``values`` with ``reference`` (per-repeat metrics of two configurations)."""
+    a = np.asarray(values, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    if a.size == 0 or b.size == 0:
+        raise ValueError(f"both samples need a value; got {a.size} and {b.size}")
+    diff = float(a.mean() - b.mean())
+    low: float | None
+    high: float | None
+    p: float | None
+    if a.size < 2 or b.size < 2:
+        low = high = p = None  # no spread estimate for one of them: Welch is undefined
+    elif np.ptp(a) == 0.0 and np.ptp(b) == 0.0:
+        # Both constant: the difference is exact. scipy would give p = NaN for equal
+        # constants (0/0) and 0 for different ones; say "no test" for the first.
+        low = high = diff
+        p = None if diff == 0.0 else 0.0
+    else:
+        with warnings.catch_warnings():
+            if np.ptp(a) == 0.0 or np.ptp(b) == 0.0:
+                # scipy warns of "catastrophic cancellation" for a constant sample, whose
+                # variance is nonetheless exactly 0; Welch then rests on the other sample.
+                warnings.simplefilter("ignore", RuntimeWarning)
+            test = sps.ttest_ind(a, b, equal_var=False)
+        ci = test.confidence_interval(confidence_level=confidence)
+        low, high = _finite_or_none(float(ci.low)), _finite_or_none(float(ci.high))
+        p = _finite_or_none(float(test.pvalue))
+    pairs = wins = ties = losses = 0
+    if a.size == b.size:  # pairing by seed only makes sense for the same repeats
+        better = a > b if maximize else a < b
+        same = a == b
+        pairs = int(a.size)
+        wins, ties = int(better.sum()), int(same.sum())
+        losses = pairs - wins - ties
+    return Comparison(int(a.size), int(b.size), diff, low, high, p, cohen_d(a, b), pairs, wins,
+                      ties, losses)
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979).
+
+    scipy only has Benjamini–Hochberg/Yekutieli (false_discovery_control), which
+    controls the false discovery rate; Holm controls the family-wise error rate,
+    the question "is this gain real?" asks. Sorted ascending, p_(k) becomes
+    max over j <= k of min(1, (m − j + 1)·p_(j)), m the number of tests — the
+    same as R's p.adjust(method = "holm"). None entries (no test was possible)
+    are not part of the family and stay None.
+    """
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(tested)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0  # the max keeps the adjusted values in the order of the raw ones
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
