@@ -57,8 +57,10 @@ def cli() -> None:
 @click.option("--storage", default=None, help=STORAGE_HELP)
 @click.option("--study-name", default=None, help="Study name (default: study.name of the file).")
 @click.option("--quiet", is_flag=True, help="No progress bar, only the final summary.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes on this machine sharing the study.")
 def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
-        study_name: str | None, quiet: bool) -> int:
+        study_name: str | None, quiet: bool, workers: int) -> int:
     """Run (or resume) the study described by STUDY_FILE."""
     from tqdm import tqdm
 
@@ -101,7 +103,12 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
                   f"[{outcome.seconds:.1f} s]")
 
     try:
-        runner.run(on_done=on_done)
+        if workers > 1:
+            from search.workers import run_workers
+
+            run_workers(spec, resolve_url(storage), workers, on_done=on_done)
+        else:
+            runner.run(on_done=on_done)
     finally:
         bar.close()
     from search.results import collect
@@ -140,39 +147,112 @@ def _print_summary(results: Any) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 def results(study_name: str, storage: str | None, fmt: str) -> int:
-    """Results of STUDY_NAME, one row per configuration, best first."""
-    from search.results import collect, load_study, require_completed
+    """Results of STUDY_NAME, one row per configuration, best first, compared with the baseline.
+    """
+    from search.results import collect, load_study, recommend, require_completed
     from search.storage import open_storage
 
     study = load_study(open_storage(storage), study_name)
     res = collect(study)
+    require_completed(res)
     if fmt == "json":
-        click.echo(json.dumps(res.rows, indent=2))
+        # allow_nan=False: an undefined statistic must be null, never the invalid token NaN.
+        click.echo(json.dumps(res.rows, indent=2, allow_nan=False))
         return 0
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(res.rows[0]) if res.rows else ["config"],
-                                lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=list(res.rows[0]), lineterminator="\n")
         writer.writeheader()
         for row in res.rows:
             writer.writerow({k: json.dumps(v) if isinstance(v, dict) else v
                              for k, v in row.items()})
         click.echo(buf.getvalue(), nl=False)
         return 0
-    require_completed(res)
-    header = ["placement", "std", f"mean {res.metric}", "sd", "95% CI", "n", "Δ baseline",
-              "train", "state"]
+    header = ["placement", "std", f"mean {res.metric}", "sd", "95% CI", "bootstrap CI", "n",
+              "Δ baseline", "Δ 95% CI", "p", "p Holm", "d", "wins", "train", "state"]
     table: list[list[str]] = [header]
     for r in res.rows:
-        ci = f"{_fmt(r['ci_low'])}–{_fmt(r['ci_high'])}" if r["ci_low"] is not None else "-"
         diff = f"{r['diff']:+.4f}" if r["diff"] is not None else "-"
-        table.append([r["placement"], _fmt_std(r["std"]), _fmt(r["mean"]), _fmt(r["sd"]), ci,
-                      _fmt(r["n"]), diff, _fmt(r["train_mean"]), r["state"].lower()])
+        wins = (f"{round(r['win_share'] * r['n'])}/{r['n']}" if r["win_share"] is not None
+                else "-")
+        table.append([r["placement"], _fmt_std(r["std"]), _fmt(r["mean"]), _fmt(r["sd"]),
+                      _fmt_ci(r["ci_low"], r["ci_high"]),
+                      _fmt_ci(r["bootstrap_ci_low"], r["bootstrap_ci_high"]), _fmt(r["n"]), diff,
+                      _fmt_ci(r["diff_ci_low"], r["diff_ci_high"], signed=True),
+                      _fmt_p(r["p_value"]), _fmt_p(r["p_holm"]), _fmt(r["cohen_d"], 2), wins,
+                      _fmt(r["train_mean"]), r["state"].lower()])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     click.echo(f"study {res.name!r}: {len(res.completed)} of {res.grid_size or len(res.rows)} "
                f"configurations complete ({res.direction} {res.metric})")
     for line in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+    click.echo("")
+    click.echo("Δ = mean − baseline mean; Δ 95% CI and p: Welch's t-test; p Holm: adjusted over "
+               "all comparisons with the baseline; d: Cohen's d; wins: seeds better than the "
+               "baseline on the same seed")
+    click.echo(recommend(res).text)
+    return 0
+
+
+def _fmt_ci(low: float | None, high: float | None, signed: bool = False) -> str:
+    if low is None or high is None:
+        return "-"
+    spec = "+.4f" if signed else ".4f"
+    return f"{low:{spec}}–{high:{spec}}"
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
+@cli.command()
+@click.argument("study_name")
+@click.argument("config_a")
+@click.argument("config_b")
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
+            fmt: str) -> int:
+    """Compare two configurations of STUDY_NAME, e.g. `hidden_pre:0.1 none` (A − B)."""
+    from search.results import collect, compare_configs, load_study
+    from search.stats import SIGNIFICANCE
+    from search.storage import open_storage
+
+    res = collect(load_study(open_storage(storage), study_name))
+    pair = compare_configs(res, config_a, config_b)
+    c = pair.comparison
+    if fmt == "json":
+        out = {"study": res.name, "metric": res.metric, "direction": res.direction,
+               "a": pair.a, "b": pair.b, **c.as_dict()}
+        click.echo(json.dumps(out, indent=2, allow_nan=False))
+        return 0
+    a, b = pair.a["config"], pair.b["config"]
+    width = max(len(a), len(b))
+    click.echo(f"study {res.name!r}: test {res.metric} ({res.direction}), A = {a}, B = {b}")
+    for label, row in (("A", pair.a), ("B", pair.b)):
+        click.echo(f"  {label} {row['config']:<{width}}  mean {_fmt(row['mean'])}  "
+                   f"sd {_fmt(row['sd'])}  95% CI {_fmt_ci(row['ci_low'], row['ci_high'])}  "
+                   f"bootstrap {_fmt_ci(row['bootstrap_ci_low'], row['bootstrap_ci_high'])}  "
+                   f"n {row['n']}")
+    click.echo(f"  Δ = A − B {c.diff:+.4f}  95% CI "
+               f"{_fmt_ci(c.diff_ci_low, c.diff_ci_high, signed=True)} (Welch)  "
+               f"p {_fmt_p(c.p_value)} (Welch's t-test, this one comparison, unadjusted)  "
+               f"Cohen's d {_fmt(c.cohen_d, 2)}")
+    if c.pairs:
+        click.echo(f"  same seed: A better on {c.wins} of {c.pairs}, B better on {c.losses}, "
+                   f"{c.ties} tied")
+    better = c.diff > 0 if res.maximize else c.diff < 0
+    if c.diff == 0:
+        verdict = "A and B have the same mean"
+    elif c.p_value is not None and c.p_value < SIGNIFICANCE:
+        verdict = f"{a if better else b} is significantly better (p < {SIGNIFICANCE:g})"
+    else:
+        verdict = (f"{a if better else b} has the better mean, but the difference is not "
+                   f"significant (p >= {SIGNIFICANCE:g} or undefined)")
+    click.echo(f"verdict: {verdict}")
     return 0
 
 

@@ -6,14 +6,15 @@ these rows, so the numbers a person sees are the same everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search import stats
 from search.errors import NoiseSearchError
-from search.noise import BASELINE
+from search.noise import BASELINE, parse_config_key
 from search.study import CONFIG_ATTR, SPEC_ATTR
 
 _STATE_ORDER = {"COMPLETE": 0, "RUNNING": 1, "WAITING": 2, "FAIL": 3, "PRUNED": 4}
@@ -35,6 +36,13 @@ class StudyResults:
     direction: str  # maximize | minimize
     rows: list[dict[str, Any]]
     grid_size: int
+    # Per-repeat test values of each completed configuration, kept out of the rows (and so out
+    # of the JSON) because they are long; `compare` and the recommendation read them.
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
 
     @property
     def baseline(self) -> dict[str, Any] | None:
@@ -48,10 +56,12 @@ class StudyResults:
 
 def _row(trial: FrozenTrial) -> dict[str, Any]:
     a = trial.user_attrs
+    # A queued trial carries only its key; placement and σ are set when a worker takes it.
+    config = parse_config_key(a[CONFIG_ATTR], a.get("kind", "additive"))
     return {
         "config": a[CONFIG_ATTR],
-        "placement": a.get("placement", BASELINE),
-        "std": a.get("std", 0.0),
+        "placement": a.get("placement", config.placement),
+        "std": a.get("std", config.std_value()),
         "kind": a.get("kind", "additive"),
         "state": trial.state.name,
         "trial": trial.number,
@@ -83,7 +93,11 @@ def collect(study: optuna.Study) -> StudyResults:
         key = trial.user_attrs.get(CONFIG_ATTR)
         if key is not None:
             by_config.setdefault(key, []).append(trial)
-    rows = [_row(_representative(trials)) for trials in by_config.values()]
+    representatives = [_representative(trials) for trials in by_config.values()]
+    rows = [_row(trial) for trial in representatives]
+    values = {row["config"]: [float(v) for v in trial.user_attrs["test_values"]]
+              for row, trial in zip(rows, representatives)
+              if row["state"] == "COMPLETE" and trial.user_attrs.get("test_values")}
     baseline = next((r for r in rows if r["config"] == BASELINE and r["state"] == "COMPLETE"),
                     None)
     for row in rows:
@@ -92,12 +106,148 @@ def collect(study: optuna.Study) -> StudyResults:
             row["diff"] = row["mean"] - baseline["mean"]
         else:
             row["diff"] = None
+    _add_statistics(rows, values, baseline, maximize)
     sign = -1.0 if maximize else 1.0
     rows.sort(key=lambda r: (r["state"] != "COMPLETE",
                              sign * r["mean"] if r["mean"] is not None else 0.0, r["config"]))
     grid = study.user_attrs.get("grid") or []
     return StudyResults(study.study_name, metric, "maximize" if maximize else "minimize", rows,
-                        len(grid))
+                        len(grid), values)
+
+
+# Keys every row gets besides the stored aggregates; None where a value is undefined.
+STAT_KEYS = ("bootstrap_ci_low", "bootstrap_ci_high", "diff_ci_low", "diff_ci_high", "p_value",
+             "p_holm", "cohen_d", "win_share", "tie_share")
+
+
+def _add_statistics(rows: list[dict[str, Any]], values: dict[str, list[float]],
+                    baseline: dict[str, Any] | None, maximize: bool) -> None:
+    """Bootstrap CI of each configuration, and its comparison with the baseline.
+
+    The family for Holm's correction is every completed configuration compared
+    with the baseline: that is the set of questions `results` answers at once.
+    """
+    for row in rows:
+        row.update(dict.fromkeys(STAT_KEYS))
+        own = values.get(row["config"])
+        if own is None:
+            continue
+        row["bootstrap_ci_low"], row["bootstrap_ci_high"] = stats.bootstrap_ci(own)
+        if baseline is None or row is baseline or baseline["config"] not in values:
+            continue
+        c = stats.compare(own, values[baseline["config"]], maximize=maximize)
+        row.update(diff_ci_low=c.diff_ci_low, diff_ci_high=c.diff_ci_high, p_value=c.p_value,
+                   cohen_d=c.cohen_d, win_share=c.win_share, tie_share=c.tie_share)
+    adjusted = stats.holm([row["p_value"] for row in rows])
+    for row, p_holm in zip(rows, adjusted):
+        row["p_holm"] = p_holm
+
+
+def _better(diff: float, maximize: bool) -> bool:
+    return diff > 0 if maximize else diff < 0
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The answer to "which noise, if any?": the best configuration and if its gain is real."""
+
+    best: str | None  # None: no baseline to compare with, or nothing completed
+    beats_baseline: bool
+    significant: bool  # the gain survives Holm's correction at stats.SIGNIFICANCE
+    significant_configs: list[str]  # every configuration significantly better than baseline
+    text: str
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "undefined"
+    return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def recommend(results: StudyResults) -> Recommendation:
+    """Best configuration by mean in the study's direction, and whether it beats the baseline."""
+    completed = results.completed
+    baseline = results.baseline
+    metric = results.metric
+    if not completed:
+        return Recommendation(None, False, False, [], "no configuration has completed yet")
+    if baseline is None:
+        return Recommendation(None, False, False, [],
+                              "no recommendation: the baseline (none) has not completed, so "
+                              "nothing can be compared with training without noise")
+    better = [r for r in completed if r is not baseline and _better(r["diff"], results.maximize)]
+    significant = [r["config"] for r in better
+                   if r["p_holm"] is not None and r["p_holm"] < stats.SIGNIFICANCE]
+    pending = ""
+    if results.grid_size and len(completed) < results.grid_size:
+        pending = (f" ({len(completed)} of {results.grid_size} configurations complete; this "
+                   "may change)")
+    if not better:
+        runner_up = next((r for r in completed if r is not baseline), None)
+        text = (f"recommendation: no noise. No configuration beats the baseline "
+                f"(mean {metric} {baseline['mean']:.4f})")
+        if runner_up is not None:
+            text += f"; the best with noise, {runner_up['config']}, has {runner_up['mean']:.4f}"
+        return Recommendation(BASELINE, False, False, [], text + pending)
+    best = better[0]  # rows are sorted best first
+    n_tests = sum(r["p_holm"] is not None for r in results.rows)
+    gain = (f"{best['config']}: mean {metric} {best['mean']:.4f} vs {baseline['mean']:.4f} "
+            f"without noise (Δ {best['diff']:+.4f}")
+    if best["diff_ci_low"] is not None:
+        gain += f", 95% CI {best['diff_ci_low']:+.4f} to {best['diff_ci_high']:+.4f}"
+    gain += ")"
+    if best["win_share"] is not None:
+        gain += f", better on {round(best['win_share'] * (best['n'] or 0))} of {best['n']} seeds"
+    holm_p = (f"Holm-adjusted p = {_p(best['p_holm'])} over {n_tests} comparisons "
+              f"(Welch p = {_p(best['p_value'])})")
+    if best["config"] in significant:
+        text = (f"recommendation: {gain}. The gain is significant after correction: "
+                f"{holm_p} < {stats.SIGNIFICANCE:g}")
+        return Recommendation(best["config"], True, True, significant, text + pending)
+    text = (f"best: {gain}. The gain is NOT significant after correction ({holm_p}); "
+            "it may be seed-to-seed variation")
+    if significant:
+        text += f". Significantly better than the baseline: {', '.join(significant)}"
+    else:
+        text += ". No configuration is significantly better than the baseline"
+    return Recommendation(best["config"], True, False, significant, text + pending)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two configurations side by side (`noise-search compare`): a − b."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    comparison: stats.Comparison
+
+
+def _find(results: StudyResults, text: str) -> dict[str, Any]:
+    valid = [r["config"] for r in results.completed]
+    listed = ", ".join(valid)
+    try:
+        key = parse_config_key(text).key  # "hidden_pre:0.10" names "hidden_pre:0.1"
+    except ValueError as exc:
+        raise NoiseSearchError(f"configuration {text!r}: {exc}; completed configurations of "
+                               f"{results.name!r}: {listed}") from None
+    row = next((r for r in results.rows if r["config"] == key), None)
+    if row is None:
+        raise NoiseSearchError(f"study {results.name!r} has no configuration {key!r}; "
+                               f"completed configurations: {listed}")
+    if row["state"] != "COMPLETE" or key not in results.values:
+        raise NoiseSearchError(f"configuration {key!r} of study {results.name!r} has not "
+                               f"completed (state {row['state'].lower()}); completed "
+                               f"configurations: {listed}")
+    return row
+
+
+def compare_configs(results: StudyResults, a: str, b: str) -> Pair:
+    """Compare configuration ``a`` with ``b`` (keys as `placement:σ` or `none`)."""
+    require_completed(results)
+    row_a, row_b = _find(results, a), _find(results, b)
+    comparison = stats.compare(results.values[row_a["config"]], results.values[row_b["config"]],
+                               maximize=results.maximize)
+    return Pair(row_a, row_b, comparison)
 
 
 def require_completed(results: StudyResults) -> None:

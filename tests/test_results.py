@@ -1,0 +1,240 @@
+"""Result rows, comparisons with the baseline, the recommendation, and the `results` / `compare`
+commands, on studies whose trials are written directly (training is not the point here)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+from scipy import stats as sps
+
+from search import stats
+from search.cli import main
+from search.noise import parse_config_key
+from search.results import collect, compare_configs, recommend
+from search.study import CONFIG_ATTR, SPEC_ATTR, _config_attrs
+
+BASE = [0.76, 0.77, 0.75, 0.78, 0.76, 0.74]
+GOOD = [0.82, 0.81, 0.80, 0.84, 0.83, 0.80]  # clearly better on every seed
+SLIGHT = [0.77, 0.76, 0.76, 0.78, 0.77, 0.75]  # a little better, within the noise
+WORSE = [0.70, 0.72, 0.69, 0.71, 0.70, 0.72]
+
+
+def trial_attrs(key: str, values: list[float], metric: str = "accuracy") -> dict:
+    """The user attributes the study runner stores for a completed configuration."""
+    attrs = _config_attrs(parse_config_key(key))
+    train = [min(1.0, v + 0.1) for v in values]
+    attrs.update(metric=metric, repeats=len(values), test_values=values, train_values=train,
+                 duration_s=1.5)
+    for prefix, vals in (("test", values), ("train", train)):
+        for name, value in stats.summarize(vals).as_dict().items():
+            if name != "n":
+                attrs[f"{prefix}_{name}"] = value
+    return attrs
+
+
+def make_study(url: str, configs: dict[str, list[float]], *, name: str = "built",
+               metric: str = "accuracy", direction: str = "maximize",
+               waiting: tuple[str, ...] = (), failed: tuple[str, ...] = ()) -> optuna.Study:
+    """A noise-search study with the given completed configurations (key -> test values)."""
+    study = optuna.create_study(study_name=name, storage=url, direction=direction)
+    study.set_user_attr(SPEC_ATTR, {"study": {"name": name, "sampler": "grid"}})
+    study.set_user_attr("metric", metric)
+    study.set_user_attr("grid", [*configs, *waiting, *failed])
+    for key, values in configs.items():
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.COMPLETE, value=float(np.mean(values)),
+            user_attrs=trial_attrs(key, values, metric)))
+    for key in failed:
+        attrs = _config_attrs(parse_config_key(key))
+        attrs["failure"] = "error: boom"
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs))
+    for key in waiting:
+        study.enqueue_trial({}, user_attrs={CONFIG_ATTR: key, "kind": "additive"})
+    return study
+
+
+def _json(capsys, *argv) -> list[dict] | dict:
+    capsys.readouterr()
+    assert main(list(argv)) == 0
+    # parse_constant raises on NaN / Infinity: undefined numbers must be null.
+    return json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(c))
+
+
+def test_rows_carry_the_comparison_with_the_baseline(sqlite_url):
+    configs = {"none": BASE, "hidden_pre:0.1": GOOD, "input:0.01": SLIGHT, "input:0.3": WORSE}
+    res = collect(make_study(sqlite_url, configs))
+    rows = {r["config"]: r for r in res.rows}
+    assert [r["config"] for r in res.rows] == ["hidden_pre:0.1", "input:0.01", "none",
+                                               "input:0.3"]
+    raw = {}
+    for key in ("hidden_pre:0.1", "input:0.01", "input:0.3"):
+        r = rows[key]
+        welch = sps.ttest_ind(configs[key], BASE, equal_var=False)
+        ci = welch.confidence_interval()
+        raw[key] = welch.pvalue
+        assert r["p_value"] == pytest.approx(welch.pvalue)
+        assert (r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx((ci.low, ci.high))
+        assert r["diff"] == pytest.approx(np.mean(configs[key]) - np.mean(BASE))
+        wins = sum(v > b for v, b in zip(configs[key], BASE))
+        assert r["win_share"] == pytest.approx(wins / len(BASE))
+        assert r["cohen_d"] == pytest.approx(stats.cohen_d(configs[key], BASE))
+    # Holm over the three comparisons, by hand: smallest ×3, next ×2, largest ×1, monotone.
+    order = sorted(raw, key=raw.get)
+    expected, running = {}, 0.0
+    for factor, key in zip((3, 2, 1), order):
+        running = max(running, min(1.0, factor * raw[key]))
+        expected[key] = running
+    for key, p in expected.items():
+        assert rows[key]["p_holm"] == pytest.approx(p)
+    for key, values in configs.items():
+        assert (rows[key]["bootstrap_ci_low"], rows[key]["bootstrap_ci_high"]) == \
+            stats.bootstrap_ci(values)
+    base = rows["none"]
+    assert base["diff"] == 0.0
+    assert all(base[k] is None for k in ("p_value", "p_holm", "cohen_d", "win_share"))
+
+
+def test_recommendation_names_a_significant_best(sqlite_url):
+    res = collect(make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD,
+                                          "input:0.01": SLIGHT}))
+    rec = recommend(res)
+    assert rec.best == "hidden_pre:0.1" and rec.beats_baseline and rec.significant
+    assert rec.significant_configs == ["hidden_pre:0.1"]
+    assert rec.text.startswith("recommendation: hidden_pre:0.1")
+    assert "significant after correction" in rec.text and "6 of 6 seeds" in rec.text
+
+
+def test_recommendation_says_when_a_gain_is_not_significant(sqlite_url):
+    res = collect(make_study(sqlite_url, {"none": BASE, "input:0.01": SLIGHT,
+                                          "input:0.3": WORSE}))
+    rec = recommend(res)
+    assert rec.best == "input:0.01" and rec.beats_baseline and not rec.significant
+    assert "NOT significant" in rec.text
+    assert "No configuration is significantly better than the baseline" in rec.text
+
+
+def test_recommendation_says_plainly_when_nothing_beats_the_baseline(sqlite_url):
+    res = collect(make_study(sqlite_url, {"none": GOOD, "input:0.01": BASE, "input:0.3": WORSE}))
+    rec = recommend(res)
+    assert rec.best == "none" and not rec.beats_baseline and not rec.significant
+    assert rec.text.startswith("recommendation: no noise. No configuration beats the baseline")
+
+
+def test_minimized_metric_counts_lower_as_better(sqlite_url):
+    # rmse: GOOD's larger numbers are worse, WORSE's smaller numbers are better.
+    study = make_study(sqlite_url, {"none": BASE, "input:0.1": GOOD, "hidden_pre:0.1": WORSE},
+                       metric="rmse", direction="minimize")
+    res = collect(study)
+    assert [r["config"] for r in res.rows] == ["hidden_pre:0.1", "none", "input:0.1"]
+    rows = {r["config"]: r for r in res.rows}
+    assert rows["hidden_pre:0.1"]["win_share"] == 1.0 and rows["input:0.1"]["win_share"] == 0.0
+    rec = recommend(res)
+    assert rec.best == "hidden_pre:0.1" and rec.significant and "mean rmse" in rec.text
+
+
+def test_no_baseline_no_recommendation(sqlite_url):
+    res = collect(make_study(sqlite_url, {"input:0.01": SLIGHT}, waiting=("none",)))
+    rec = recommend(res)
+    assert rec.best is None and "baseline (none) has not completed" in rec.text
+    assert res.rows[0]["p_value"] is None
+
+
+def test_identical_values_stay_null_in_json(sqlite_url, capsys):
+    make_study(sqlite_url, {"none": [0.8] * 4, "input:0.1": [0.8] * 4, "input:0.2": [0.7] * 4})
+    rows = {r["config"]: r for r in _json(capsys, "results", "built", "--storage", sqlite_url,
+                                          "--format", "json")}
+    same = rows["input:0.1"]
+    assert (same["sd"], same["diff"], same["diff_ci_low"], same["p_value"], same["p_holm"],
+            same["cohen_d"], same["tie_share"]) == (0.0, 0.0, 0.0, None, None, None, 1.0)
+    assert (same["bootstrap_ci_low"], same["bootstrap_ci_high"]) == (0.8, 0.8)
+    apart = rows["input:0.2"]
+    assert apart["p_value"] == 0.0 and apart["p_holm"] == 0.0  # the only test in the family
+
+
+def test_results_json_csv_and_table(sqlite_url, capsys):
+    make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD, "input:0.3": WORSE},
+               waiting=("input:0.5",), failed=("hidden_pre:0.5",))
+    url = sqlite_url
+    rows = _json(capsys, "results", "built", "--storage", url, "--format", "json")
+    assert len(rows) == 5
+    for key in ("config", "placement", "std", "kind", "n", "mean", "sd", "sem", "ci_low",
+                "ci_high", "train_mean", "state", "diff", "bootstrap_ci_low",
+                "bootstrap_ci_high", "diff_ci_low", "diff_ci_high", "p_value", "p_holm",
+                "cohen_d", "win_share", "tie_share"):
+        assert all(key in r for r in rows), key
+    by_key = {r["config"]: r for r in rows}
+    assert by_key["input:0.5"]["state"] == "WAITING"
+    assert by_key["input:0.5"]["placement"] == "input" and by_key["input:0.5"]["std"] == 0.5
+    assert by_key["hidden_pre:0.5"]["state"] == "FAIL" and by_key["hidden_pre:0.5"]["p_value"] \
+        is None
+
+    assert main(["results", "built", "--storage", url, "--format", "csv"]) == 0
+    parsed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(parsed) == 5
+    best = parsed[0]
+    assert best["config"] == "hidden_pre:0.1"
+    assert float(best["p_holm"]) == pytest.approx(by_key["hidden_pre:0.1"]["p_holm"])
+    assert float(best["win_share"]) == 1.0
+
+    assert main(["results", "built", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "p Holm" in out and "bootstrap CI" in out and "6/6" in out
+    assert out.strip().splitlines()[-1].startswith("recommendation: hidden_pre:0.1")
+    assert "(3 of 5 configurations complete; this may change)" in out
+
+
+def test_compare_any_two_configurations(sqlite_url, capsys):
+    make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD, "input:0.01": SLIGHT})
+    res = collect(optuna.load_study(study_name="built", storage=sqlite_url))
+    pair = compare_configs(res, "hidden_pre:0.10", "input:0.01")  # 0.10 names 0.1
+    assert pair.a["config"] == "hidden_pre:0.1"
+    expected = sps.ttest_ind(GOOD, SLIGHT, equal_var=False)
+    assert pair.comparison.p_value == pytest.approx(expected.pvalue)
+    assert pair.comparison.diff == pytest.approx(np.mean(GOOD) - np.mean(SLIGHT))
+
+    out = _json(capsys, "compare", "built", "input:0.01", "hidden_pre:0.1", "--storage",
+                sqlite_url, "--format", "json")
+    assert out["a"]["config"] == "input:0.01" and out["b"]["config"] == "hidden_pre:0.1"
+    assert out["diff"] == pytest.approx(np.mean(SLIGHT) - np.mean(GOOD))
+    assert out["wins"] == 0 and out["losses"] == 6
+
+    assert main(["compare", "built", "hidden_pre:0.1", "none", "--storage", sqlite_url]) == 0
+    text = capsys.readouterr().out
+    assert "A better on 6 of 6" in text
+    assert "verdict: hidden_pre:0.1 is significantly better" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compare", "built", "hidden_pre:0.2", "none"],
+     "study 'built' has no configuration 'hidden_pre:0.2'; completed configurations: "
+     "hidden_pre:0.1, none"),
+    (["compare", "built", "sideways", "none"],
+     "configuration 'sideways': expected PLACEMENT:STD"),
+    (["compare", "built", "none", "input:0.5"],
+     "configuration 'input:0.5' of study 'built' has not completed (state waiting)"),
+    (["compare", "nope", "none", "none"], "no study named 'nope' in this storage; studies: built"),
+    (["results", "nope"], "no study named 'nope'"),
+])
+def test_bad_input_is_one_line(sqlite_url, capsys, argv, message):
+    make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD}, waiting=("input:0.5",))
+    assert main([*argv, "--storage", sqlite_url]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("command", [["results", "empty"], ["results", "empty", "--format",
+                                                                         "json"],
+                                     ["compare", "empty", "none", "none"]])
+def test_study_without_completed_trials_says_so(sqlite_url, capsys, command):
+    make_study(sqlite_url, {}, name="empty", waiting=("none", "input:0.1"))
+    assert main([*command, "--storage", sqlite_url]) == 2
+    err = capsys.readouterr().err
+    assert "study 'empty' has no completed trial yet" in err and len(err.splitlines()) == 1
