@@ -22,7 +22,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import engine, stats
+from search import engine, stats, views
 from search import spec as spec_module
 from search.data import Dataset, load_dataset
 from search.errors import NoiseSearchError
@@ -148,6 +148,7 @@ class StudyRunner:
         self.data = load_dataset(spec)
         self._train = train or engine.train
         self.study = open_study(spec, storage)
+        views.refresh_view(storage)  # the SQL view of every trial, for sqlite3 / psql
 
     # -- the queue --------------------------------------------------------------------------
 
@@ -204,6 +205,7 @@ class StudyRunner:
                 self.recover()
                 continue
             outcome = self.run_trial(trial)
+            views.refresh_view(self.storage)
             outcomes.append(outcome)
             if on_done is not None:
                 on_done(outcome)

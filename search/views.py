@@ -1,0 +1,193 @@
+"""The SQL view `noise_search_trials`: every trial as one flat row, for `sqlite3` and `psql`.
+
+Optuna keeps what we record about a trial as key / JSON-text rows in
+`trial_user_attributes`; the view pivots them into columns (placement, σ per
+site, mean test metric, ...) so the database stays useful without our CLI. It
+reads Optuna's tables live, so it only has to be (re)created when it is missing
+or its definition changed; `refresh_view` is called whenever a study is opened
+or a trial finishes and costs one catalogue lookup when nothing needs doing.
+
+Creation is safe with many workers at once: on PostgreSQL the replacement runs
+in one transaction under an advisory lock, on SQLite in one `BEGIN IMMEDIATE`
+transaction (SQLite serialises writers), and each re-checks the definition once
+it holds the lock, so the second worker finds the first one's view and does
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zlib
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from search.noise import SITE_NAMES
+
+VIEW_NAME = "noise_search_trials"
+
+# The trial user attributes the view shows, each a column of the same name, in view order;
+# the type is the SQL type to cast to, None for text.
+_COLUMNS: tuple[tuple[str, str | None], ...] = (
+    ("config", None),
+    ("placement", None),
+    *((f"sigma_{site}", "REAL") for site in SITE_NAMES),
+    ("kind", None),
+    ("repeats", "INTEGER"),
+    ("metric", None),
+    ("test_mean", "REAL"),
+    ("test_sd", "REAL"),
+    ("test_sem", "REAL"),
+    ("test_ci_low", "REAL"),
+    ("test_ci_high", "REAL"),
+    ("train_mean", "REAL"),
+    ("duration_s", "REAL"),
+    ("failure", None),
+)
+
+# Any fixed 64-bit number: all workers of all noise-search versions must agree on it.
+_ADVISORY_LOCK = zlib.crc32(VIEW_NAME.encode())
+_COMMENT_PREFIX = "noise-search view "
+log = logging.getLogger("noise_search")
+
+
+def _extract(column: str, sql_type: str | None, dialect: str) -> str:
+    """SQL for the scalar in a JSON-text column, as text or as ``sql_type``."""
+    if dialect == "postgresql":
+        # #>> '{}' is ->> for a top-level scalar: the JSON value as text, NULL for null.
+        text = f"(CAST({column} AS JSON) #>> '{{}}')"
+        numeric = {"REAL": "DOUBLE PRECISION", "INTEGER": "INTEGER"}
+    else:
+        text = f"json_extract({column}, '$')"
+        numeric = {"REAL": "REAL", "INTEGER": "INTEGER"}
+    if sql_type is None:
+        return text
+    # Python's json writes NaN / Infinity, which are not JSON (PostgreSQL would reject the
+    # whole query); we never store them, but a value written by other code must not break it.
+    return (f"CASE WHEN {column} IN ('NaN', 'Infinity', '-Infinity') THEN NULL "
+            f"ELSE CAST({text} AS {numeric[sql_type]}) END")
+
+
+def view_sql(dialect: str) -> str:
+    """The SELECT behind the view, for ``dialect`` ("sqlite" or "postgresql")."""
+    pivot = ",\n".join(
+        f"    MAX(CASE WHEN key = '{name}' THEN value_json END) AS {name}" for name, _ in _COLUMNS)
+    columns = ",\n".join(f"  {_extract(f'a.{name}', sql_type, dialect)} AS {name}"
+                         for name, sql_type in _COLUMNS)
+    keys = ", ".join(f"'{name}'" for name, _ in _COLUMNS)
+    return f"""SELECT
+  s.study_name AS study_name,
+  t.number AS trial_number,
+  CAST(t.state AS TEXT) AS state,
+{columns},
+  t.datetime_start AS datetime_start,
+  t.datetime_complete AS datetime_complete
+FROM trials t
+JOIN studies s ON s.study_id = t.study_id
+LEFT JOIN (
+  SELECT trial_id,
+{pivot}
+  FROM trial_user_attributes
+  WHERE key IN ({keys})
+  GROUP BY trial_id
+) a ON a.trial_id = t.trial_id
+WHERE EXISTS (
+  SELECT 1 FROM study_user_attributes u WHERE u.study_id = s.study_id AND u.key = 'spec'
+)"""
+
+
+def _fingerprint(select: str) -> str:
+    return _COMMENT_PREFIX + hashlib.sha256(select.encode()).hexdigest()[:16]
+
+
+def _create_sqlite(select: str) -> str:
+    return f"CREATE VIEW {VIEW_NAME} AS\n{select}"
+
+
+def _is_current(conn: sa.Connection, dialect: str, select: str) -> bool:
+    if dialect == "postgresql":
+        stored = conn.exec_driver_sql(
+            "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE c.relname = '{VIEW_NAME}' AND c.relkind = 'v' "
+            "AND n.nspname = current_schema()").scalar()
+        return stored == _fingerprint(select)
+    stored = conn.exec_driver_sql(
+        f"SELECT sql FROM sqlite_master WHERE type = 'view' AND name = '{VIEW_NAME}'").scalar()
+    return stored == _create_sqlite(select)
+
+
+def ensure_view(engine: sa.Engine, force: bool = False) -> bool:
+    """Create or replace the view unless it is already current. Returns whether it was written.
+
+    Raises SQLAlchemyError (and ValueError for a database other than SQLite or PostgreSQL).
+    """
+    dialect = engine.dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        raise ValueError(f"the {VIEW_NAME} view supports sqlite and postgresql, not {dialect}")
+    select = view_sql(dialect)
+    if not force:
+        with engine.connect() as conn:
+            if _is_current(conn, dialect, select):
+                return False
+    if dialect == "postgresql":
+        return _replace_postgresql(engine, select, force)
+    return _replace_sqlite(engine, select, force)
+
+
+def _replace_postgresql(engine: sa.Engine, select: str, force: bool) -> bool:
+    with engine.begin() as conn:
+        # A reader in a long transaction holds a lock on the view; give up rather than stall
+        # the worker (the caller warns, the next trial tries again).
+        conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+        # Concurrent CREATE / DROP of one view can fail on PostgreSQL's catalogue ("tuple
+        # concurrently updated", duplicate pg_type row); the lock makes workers take turns.
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
+        if not force and _is_current(conn, "postgresql", select):
+            return False
+        # DROP + CREATE, not CREATE OR REPLACE: a new version may change or drop columns,
+        # which CREATE OR REPLACE refuses. Readers see the old or the new view, never none.
+        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {VIEW_NAME}")
+        conn.exec_driver_sql(f"CREATE VIEW {VIEW_NAME} AS\n{select}")
+        conn.exec_driver_sql(f"COMMENT ON VIEW {VIEW_NAME} IS '{_fingerprint(select)}'")
+    return True
+
+
+def _replace_sqlite(engine: sa.Engine, select: str, force: bool) -> bool:
+    # Python's sqlite3 does not open a transaction for DDL by itself; in AUTOCOMMIT mode we
+    # issue BEGIN IMMEDIATE ourselves, so DROP and CREATE happen as one write-locked step.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            if not force and _is_current(conn, "sqlite", select):
+                conn.exec_driver_sql("ROLLBACK")
+                return False
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {VIEW_NAME}")
+            conn.exec_driver_sql(_create_sqlite(select))
+            conn.exec_driver_sql("COMMIT")
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+    return True
+
+
+def refresh_view(storage: Any) -> None:
+    """Make sure the view exists in the storage's database; never fails the caller.
+
+    The view is a convenience next to the study, so a failure to create it (an
+    unsupported database, a lock held too long) is reported on stderr and the
+    study goes on; the next call tries again.
+    """
+    engine = getattr(storage, "engine", None)
+    if not isinstance(engine, sa.Engine) or engine.dialect.name not in ("sqlite", "postgresql"):
+        return  # not an SQL database we know: nothing to do
+    try:
+        ensure_view(engine)
+    except SQLAlchemyError as exc:
+        from search.storage import mask_password
+
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("noise-search: could not create the SQL view %s: %s", VIEW_NAME,
+                    mask_password(reason))
