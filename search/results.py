@@ -6,6 +6,7 @@ these rows, so the numbers a person sees are the same everywhere.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,7 @@ def _row(trial: FrozenTrial) -> dict[str, Any]:
     a = trial.user_attrs
     # A queued trial carries only its key; placement and σ are set when a worker takes it.
     config = parse_config_key(a[CONFIG_ATTR], a.get("kind", "additive"))
-    return {
+    row = {
         "config": a[CONFIG_ATTR],
         "placement": a.get("placement", config.placement),
         "std": a.get("std", config.std_value()),
@@ -75,6 +76,13 @@ def _row(trial: FrozenTrial) -> dict[str, Any]:
         "duration_s": a.get("duration_s"),
         "failure": a.get("failure"),
     }
+    # Rows go out as strict JSON: a non-finite number written by other code becomes null.
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in row.items()}
+
+
+def _all_finite(values: Any) -> bool:
+    return bool(values) and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
 def _representative(trials: list[FrozenTrial]) -> FrozenTrial:
@@ -97,12 +105,13 @@ def collect(study: optuna.Study) -> StudyResults:
     rows = [_row(trial) for trial in representatives]
     values = {row["config"]: [float(v) for v in trial.user_attrs["test_values"]]
               for row, trial in zip(rows, representatives)
-              if row["state"] == "COMPLETE" and trial.user_attrs.get("test_values")}
+              if row["state"] == "COMPLETE" and _all_finite(trial.user_attrs.get("test_values"))}
     baseline = next((r for r in rows if r["config"] == BASELINE and r["state"] == "COMPLETE"),
                     None)
     for row in rows:
         row["metric"] = metric
-        if row["state"] == "COMPLETE" and baseline is not None:
+        if (row["state"] == "COMPLETE" and baseline is not None and row["mean"] is not None
+                and baseline["mean"] is not None):
             row["diff"] = row["mean"] - baseline["mean"]
         else:
             row["diff"] = None
@@ -175,7 +184,8 @@ def recommend(results: StudyResults) -> Recommendation:
         return Recommendation(None, False, False, [],
                               "no recommendation: the baseline (none) has not completed, so "
                               "nothing can be compared with training without noise")
-    better = [r for r in completed if r is not baseline and _better(r["diff"], results.maximize)]
+    better = [r for r in completed if r is not baseline and r["diff"] is not None
+              and _better(r["diff"], results.maximize)]
     significant = [r["config"] for r in better
                    if r["p_holm"] is not None and r["p_holm"] < stats.SIGNIFICANCE]
     pending = ""
@@ -186,7 +196,7 @@ def recommend(results: StudyResults) -> Recommendation:
         runner_up = next((r for r in completed if r is not baseline), None)
         text = (f"recommendation: no noise. No configuration beats the baseline "
                 f"(mean {metric} {baseline['mean']:.4f})")
-        if runner_up is not None:
+        if runner_up is not None and runner_up["mean"] is not None:
             text += f"; the best with noise, {runner_up['config']}, has {runner_up['mean']:.4f}"
         return Recommendation(BASELINE, False, False, [], text + pending)
     best = better[0]  # rows are sorted best first
@@ -202,8 +212,10 @@ def recommend(results: StudyResults) -> Recommendation:
               f"(Welch p = {_p(best['p_value'])})")
     if best["config"] in significant:
         text = (f"recommendation: {gain}. The gain is significant after correction: "
-                f"{holm_p} < {stats.SIGNIFICANCE:g}")
-        return Recommendation(best["config"], True, True, significant, text + pending)
+                f"{holm_p} < {stats.SIGNIFICANCE:g}; {len(significant)} of {n_tests} "
+                "configurations are significantly better than the baseline")
+        return Recommendation(best["config"], True, True, significant,
+                              text + _runner_up(results, best) + pending)
     text = (f"best: {gain}. The gain is NOT significant after correction ({holm_p}); "
             "it may be seed-to-seed variation")
     if significant:
@@ -211,6 +223,20 @@ def recommend(results: StudyResults) -> Recommendation:
     else:
         text += ". No configuration is significantly better than the baseline"
     return Recommendation(best["config"], True, False, significant, text + pending)
+
+
+def _runner_up(results: StudyResults, best: dict[str, Any]) -> str:
+    """A warning when the second best is as good as the best, as far as the seeds can tell."""
+    second = next((r for r in results.completed if r is not best
+                   and r["placement"] != BASELINE and r["config"] in results.values), None)
+    if second is None or best["config"] not in results.values:
+        return ""
+    c = stats.compare(results.values[best["config"]], results.values[second["config"]],
+                      maximize=results.maximize)
+    if c.p_value is not None and c.p_value < stats.SIGNIFICANCE:
+        return ""
+    return (f". The runner-up {second['config']} (mean {second['mean']:.4f}) is not "
+            f"significantly different from it (Welch p = {_p(c.p_value)})")
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,20 @@ def test_recommendation_names_a_significant_best(sqlite_url):
     assert rec.significant_configs == ["hidden_pre:0.1"]
     assert rec.text.startswith("recommendation: hidden_pre:0.1")
     assert "significant after correction" in rec.text and "6 of 6 seeds" in rec.text
+    assert "1 of 2 configurations are significantly better" in rec.text
+    assert "runner-up" not in rec.text  # SLIGHT is clearly behind GOOD
+
+
+def test_recommendation_warns_when_the_runner_up_is_as_good(sqlite_url):
+    twin = [v - 0.005 for v in GOOD[:3]] + GOOD[3:]
+    res = collect(make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD,
+                                          "hidden_post:0.1": twin}))
+    rec = recommend(res)
+    p = sps.ttest_ind(GOOD, twin, equal_var=False).pvalue
+    assert rec.best == "hidden_pre:0.1" and rec.significant
+    assert rec.significant_configs == ["hidden_pre:0.1", "hidden_post:0.1"]
+    assert (f"The runner-up hidden_post:0.1 (mean {np.mean(twin):.4f}) is not significantly "
+            f"different from it (Welch p = {p:.2g})") in rec.text
 
 
 def test_recommendation_says_when_a_gain_is_not_significant(sqlite_url):
@@ -238,3 +252,18 @@ def test_study_without_completed_trials_says_so(sqlite_url, capsys, command):
     assert main([*command, "--storage", sqlite_url]) == 2
     err = capsys.readouterr().err
     assert "study 'empty' has no completed trial yet" in err and len(err.splitlines()) == 1
+
+
+def test_non_finite_stored_numbers_become_null(sqlite_url, capsys):
+    study = make_study(sqlite_url, {"none": BASE})
+    attrs = trial_attrs("input:0.1", GOOD)
+    attrs.update(test_mean=float("nan"), test_values=[*GOOD[:-1], float("nan")])
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5,
+                                              user_attrs=attrs))
+    rows = {r["config"]: r for r in _json(capsys, "results", "built", "--storage", sqlite_url,
+                                          "--format", "json")}
+    odd = rows["input:0.1"]
+    assert odd["mean"] is None and odd["diff"] is None and odd["p_value"] is None
+    assert rows["none"]["mean"] == pytest.approx(np.mean(BASE))
+    assert main(["results", "built", "--storage", sqlite_url]) == 0
+    assert "No configuration beats the baseline" in capsys.readouterr().out
