@@ -114,6 +114,7 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
     from search.results import collect
 
     _print_summary(collect(runner.study))
+    _save_to_dashboard_after_run(runner.study, quiet)
     return 0
 
 
@@ -271,6 +272,109 @@ def studies(storage: str | None) -> int:
         click.echo(f"{s['name']}: {s['complete']}/{s['total']} configurations complete, "
                    f"{s['running']} running, {s['waiting']} queued, {s['failed']} failed "
                    f"({s['metric']})")
+    return 0
+
+
+def _build_report(study: Any, quiet: bool, boundaries: bool = True) -> tuple[Any, Any]:
+    """Collect the report's data and draw its figures, with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    from search import report
+
+    # Reading, two retrained models for the decision boundaries, drawing.
+    with tqdm(total=4 if boundaries else 2, desc="report: reading trials", unit="step",
+              disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
+        def progress(what: str, advance: int) -> None:
+            bar.set_description(f"report: {what}")
+            bar.update(advance)
+
+        data = report.collect(study, boundaries=boundaries, progress=progress)
+        progress("drawing figures", 1)
+        figs = report.figures(data)
+        bar.update(bar.total - bar.n)
+    return data, figs
+
+
+def _save_to_dashboard_after_run(study: Any, quiet: bool) -> None:
+    """The run's last step: figures and summary into the study for optuna-dashboard.
+
+    The results are stored already, so a failure here is reported, not fatal.
+    """
+    from search import report
+    from search.results import collect
+
+    if not collect(study).completed:
+        return
+    try:
+        data, figs = _build_report(study, quiet)
+        report.save_to_dashboard(study, data, figs)
+    except Exception as exc:  # noqa: BLE001 - any failure: the study itself is intact
+        click.echo(f"noise-search: warning: figures for optuna-dashboard not saved: {exc}",
+                   err=True)
+        return
+    if not quiet:
+        click.echo(f"saved {len(figs)} figures and a summary note for optuna-dashboard "
+                   f"(noise-search dashboard)")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before the long work, not after it, if the report cannot be written there."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise NoiseSearchError(f"cannot write the report to {str(path)!r}: it is a directory")
+    if not parent.is_dir():
+        raise NoiseSearchError(f"cannot write the report to {str(path)!r}: directory "
+                               f"{str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise NoiseSearchError(f"cannot write the report to {str(path)!r}: permission denied")
+
+
+@cli.command()
+@click.argument("study_name")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="HTML file to write (default: STUDY_NAME-report.html).")
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option("--to-dashboard", is_flag=True,
+              help="Also save the figures and a summary note into the study for optuna-dashboard.")
+@click.option("--no-boundary", is_flag=True,
+              help="Skip the decision-boundary figure (it retrains two models).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def report(study_name: str, output: Path | None, storage: str | None, to_dashboard: bool,
+           no_boundary: bool, quiet: bool) -> int:
+    """Plotly report of STUDY_NAME: one self-contained HTML file that opens offline."""
+    from search import report as report_module
+    from search.results import load_study
+    from search.storage import open_storage
+
+    path = output or Path(f"{study_name}-report.html")
+    _check_writable(path)
+    study = load_study(open_storage(storage), study_name)
+    data, figs = _build_report(study, quiet, boundaries=not no_boundary)
+    report_module.write_html(data, figs, path)
+    status = report_module.status_line(data)
+    if status:
+        click.echo(status)
+    click.echo(f"wrote {path} ({len(figs)} figures)")
+    if to_dashboard:
+        report_module.save_to_dashboard(study, data, figs)
+        click.echo(f"saved {len(figs)} figures and a summary note into study {study_name!r} "
+                   "for optuna-dashboard")
+    return 0
+
+
+@cli.command()
+@click.option("--storage", default=None, help=STORAGE_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port to listen on.")
+def dashboard(storage: str | None, host: str, port: int) -> int:
+    """Browse the studies of the storage in optuna-dashboard, with noise-search's figures."""
+    from search.dashboard import serve
+
+    try:
+        serve(storage, host, port, announce=click.echo)
+    except KeyboardInterrupt:
+        click.echo("dashboard stopped", err=True)
     return 0
 
 

@@ -1,0 +1,309 @@
+"""The report: collected data against the stored numbers, the HTML in real headless Chromium,
+the dashboard copies, and bad input.
+
+One tiny study is run once per module with the real engine; the decision boundaries are
+retrained from its stored spec, so the report's retraining is checked against the numbers
+the study stored.
+"""
+
+from __future__ import annotations
+
+import html as html_module
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from search import report
+from search.cli import main
+from search.storage import open_storage
+from search.study import CURVES_ATTR
+from tests.conftest import TINY_STUDY
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+FIGURE_IDS = ["noise-search-1-heatmap", "noise-search-2-sigma", "noise-search-3-repeats",
+              "noise-search-4-curves", "noise-search-5-gap", "noise-search-6-boundary"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> str:
+    """A finished tiny study (baseline + 2 placements × 2 σ, 3 repeats); its storage URL."""
+    root = tmp_path_factory.mktemp("report")
+    path = root / "tiny.toml"
+    path.write_text(TINY_STUDY)
+    url = f"sqlite:///{root / 'studies.db'}"
+    assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
+    return url
+
+
+@pytest.fixture(scope="module")
+def collected(finished) -> tuple[report.ReportData, optuna.Study]:
+    study = optuna.load_study(study_name="tiny", storage=open_storage(finished))
+    return report.collect(study), study
+
+
+def test_collected_configurations_are_the_stored_numbers(collected):
+    data, study = collected
+    trials = {t.user_attrs["config"]: t for t in study.trials}
+    assert {c.config for c in data.configs} == set(trials) and len(trials) == 5
+    assert data.finished and data.total == 5 and report.status_line(data) is None
+    means = [c.mean for c in data.completed]
+    assert means == sorted(means, reverse=True)  # best first (accuracy is maximized)
+    for c in data.configs:
+        a = trials[c.config].user_attrs
+        assert c.mean == a["test_mean"] and c.ci_low == a["test_ci_low"]
+        assert c.ci_high == a["test_ci_high"] and c.train_mean == a["train_mean"]
+        assert list(c.test_values) == a["test_values"] and len(c.test_values) == 3
+        assert c.diff == pytest.approx(a["test_mean"] - trials["none"].user_attrs["test_mean"])
+    assert data.baseline is not None and data.baseline.config == "none"
+    assert data.placements == ("input", "hidden_pre")
+    for placement in data.placements:
+        best = data.best_of(placement)
+        assert best.mean == max(c.mean for c in data.completed if c.placement == placement)
+
+
+def test_learning_curves_are_the_stored_curves(collected):
+    data, study = collected
+    trials = {t.user_attrs["config"]: t for t in study.trials}
+    expected = ["none"] + [data.best_of(p).config for p in data.placements]
+    assert [c.config for c in data.curves] == expected
+    for curves in data.curves:
+        stored = trials[curves.config].system_attrs[CURVES_ATTR]
+        assert list(curves.epochs) == stored["epochs"] == [5, 10, 15, 20]
+        test = np.array(stored["test_metric"])
+        assert np.allclose(curves.test.mean, test.mean(axis=0), atol=1e-6)
+        assert np.allclose(curves.train.mean, np.mean(stored["train_metric"], axis=0), atol=1e-6)
+        # The band is the 95% CI of the mean over the 3 repeats (t with 2 dof).
+        half = 4.302653 * test.std(axis=0, ddof=1) / np.sqrt(3)
+        assert np.allclose(curves.test.high, test.mean(axis=0) + half, atol=1e-5)
+        assert np.allclose(curves.test.low, test.mean(axis=0) - half, atol=1e-5)
+        # The mean curve is also what optuna-dashboard shows as intermediate values.
+        inter = trials[curves.config].intermediate_values
+        assert [inter[e] for e in curves.epochs] == pytest.approx(list(curves.test.mean),
+                                                                   abs=1e-5)
+
+
+def test_decision_boundaries_come_from_retrained_models_that_match_the_study(collected):
+    data, _ = collected
+    assert [b.config for b in data.boundaries] == ["none", data.best.config] \
+        or (data.best.config == "none" and [b.config for b in data.boundaries] == ["none"])
+    for b in data.boundaries:
+        # Retrained repeat 0 scores what the study stored for repeat 0.
+        assert b.test_metric == b.stored_test_metric
+        assert b.kind == "probability" and len(b.xs) == len(b.ys) == report.BOUNDARY_GRID
+        z = np.array(b.z)
+        assert z.shape == (len(b.ys), len(b.xs)) and ((z >= 0) & (z <= 1)).all()
+    points = data.points
+    assert points is not None and len(points.x_train) == 20 and len(points.x_test) == 40
+    assert set(points.y_train) <= {0, 1}
+
+
+def test_figures_draw_the_collected_data(collected):
+    data, _ = collected
+    figs = report.figures(data)
+    assert [f.id for f in figs] == FIGURE_IDS
+    heat = figs[0].figure.data[0]
+    assert list(heat.y) == ["none (baseline)", "input", "hidden_pre"]
+    assert list(heat.x) == ["0 (baseline)", "0.1", "0.3"]
+    by_cell = {(row, col): heat.z[i][j] for i, row in enumerate(heat.y)
+               for j, col in enumerate(heat.x)}
+    for c in data.completed:
+        cell = ("none (baseline)", "0 (baseline)") if c.is_baseline else (c.placement,
+                                                                           c.sigma_label)
+        assert by_cell[cell] == c.mean
+    boxes = figs[2].figure.data
+    assert boxes[0].name == "none" and len(boxes) == 5  # baseline first
+    assert {b.name: list(b.y) for b in boxes} == {c.config: list(c.test_values)
+                                                  for c in data.completed}
+    # No numpy arrays in a figure: they would serialize as typed arrays the dashboard's
+    # plotly.js does not read.
+    for f in figs:
+        assert '"bdata"' not in f.figure.to_json()
+
+
+def test_recommendation_and_summary_name_the_best(collected):
+    data, _ = collected
+    words = report.recommendation(data)
+    assert data.best.config in words or "no noise" in words.lower()
+    note = report.summary_markdown(data)
+    assert note.startswith("## noise-search: tiny")
+    for c in data.configs:
+        assert f"`{c.config}`" in note
+
+
+# --- the HTML in a real browser ---------------------------------------------------------------
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.fail("headless Chromium is required: apt-get install -y chromium (.ci/run does)")
+    return found
+
+
+def _chromium_run(page: Path, tmp_path: Path, *args: str) -> str:
+    profile = tmp_path / f"chromium-profile-{uuid.uuid4().hex[:8]}"
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars",
+           "--virtual-time-budget=15000", *args, page.as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _rendered(dom: str) -> tuple[dict[str, bool], str]:
+    """Each plot div -> whether Plotly drew an svg.main-svg into it; the page's error box."""
+    ids = re.findall(r'<div id="([^"]+)" class="[^"]*plotly-graph-div', dom)
+    drawn = {}
+    for i, div_id in enumerate(ids):
+        start = dom.index(f'<div id="{div_id}"')
+        end = dom.index(f'<div id="{ids[i + 1]}"') if i + 1 < len(ids) else len(dom)
+        drawn[div_id] = 'class="main-svg"' in dom[start:end]
+    errors = re.search(r'<pre id="page-errors"[^>]*>(.*?)</pre>', dom, re.S)
+    return drawn, html_module.unescape(errors.group(1)) if errors else "<no error box>"
+
+
+def test_report_html_renders_every_figure_in_headless_chromium(finished, tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", "tiny", "--storage", finished, "-o", str(out), "--quiet"]) == 0
+    page = out.read_text()
+    # Self-contained: plotly.js is inlined, nothing is fetched.
+    from plotly.offline import get_plotlyjs
+
+    assert get_plotlyjs() in page
+    ours = page.replace(get_plotlyjs(), "")
+    assert not re.search(r"<(script|link|img)[^>]*(src|href)=", ours), "fetches something"
+    dom = _chromium_run(out, tmp_path, "--dump-dom")
+    drawn, errors = _rendered(dom)
+    assert list(drawn) == FIGURE_IDS
+    assert all(drawn.values()), drawn
+    assert errors == "", errors
+    assert "Recommend" in dom or "recommend" in dom
+    shot = tmp_path / "report.png"
+    _chromium_run(out, tmp_path, f"--screenshot={shot}", "--window-size=1280,5200")
+    assert shot.stat().st_size > 50_000  # a drawn page, not a blank one
+    try:
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(shot, ARTIFACTS / "report-tiny.png")
+    except OSError:
+        pass  # the screenshot in tmp_path is the one the test keeps
+
+
+def test_the_browser_check_catches_a_failing_page(finished, tmp_path):
+    """The check above can fail: a broken figure and a script error are both seen."""
+    out = tmp_path / "report.html"
+    assert main(["report", "tiny", "--storage", finished, "-o", str(out), "--quiet",
+                 "--no-boundary"]) == 0
+    page = out.read_text()
+    # Break one figure's data and add a failing script.
+    broken = page.replace('Plotly.newPlot(                        "noise-search-5-gap"',
+                          'Plotly.newPlot(                        "no-such-div"', 1)
+    assert broken != page
+    broken = broken.replace("</body>", "<script>undefinedFunction();</script></body>")
+    bad = tmp_path / "broken.html"
+    bad.write_text(broken)
+    drawn, errors = _rendered(_chromium_run(bad, tmp_path, "--dump-dom"))
+    assert drawn["noise-search-5-gap"] is False
+    assert "undefinedFunction" in errors
+
+
+# --- progress of a running study, the dashboard copies, bad input ----------------------------
+
+
+def test_report_of_a_study_still_running_says_so(write_study, sqlite_url, tmp_path, capsys):
+    from search import spec as spec_module
+    from search.engine import fast
+    from search.study import StudyRunner
+
+    spec = spec_module.load(write_study())
+    calls: list[str] = []
+
+    def train_two_then_stop(spec_, data, config):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(config.key)
+        return fast.train(spec_, data, config)
+
+    runner = StudyRunner(spec, open_storage(sqlite_url), train=train_two_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    out = tmp_path / "partial.html"
+    assert main(["report", "tiny", "--storage", sqlite_url, "-o", str(out), "--quiet",
+                 "--no-boundary"]) == 0
+    said = capsys.readouterr().out
+    assert "Study still running: 2 of 5 configurations complete" in said
+    page = out.read_text()
+    assert "Study still running: 2 of 5 configurations complete" in page
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
+    data = report.collect(study, boundaries=False)
+    assert [c.config for c in data.completed] == sorted(
+        calls, key=lambda k: -next(c.mean for c in data.completed if c.config == k))
+    assert not data.finished and len(data.configs) == 5
+
+
+def test_saving_to_the_dashboard_twice_replaces(finished, tmp_path, capsys):
+    from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    storage = open_storage(finished)
+    study_id = storage.get_study_id_from_name("tiny")
+    # The run already saved them once (its last step); save twice more.
+    before = storage.get_study_system_attrs(study_id)
+    assert sorted(get_plotly_graph_objects(before)) == FIGURE_IDS
+    for _ in range(2):
+        assert main(["report", "tiny", "--storage", finished, "-o", str(tmp_path / "r.html"),
+                     "--quiet", "--to-dashboard"]) == 0
+    after = storage.get_study_system_attrs(study_id)
+    graphs = get_plotly_graph_objects(after)
+    assert sorted(graphs) == FIGURE_IDS  # replaced, not duplicated
+    import json
+
+    for text in graphs.values():
+        assert json.loads(text)["data"]
+    note = get_note_from_system_attrs(after, None)
+    assert note["version"] == get_note_from_system_attrs(before, None)["version"] + 2
+    assert note["body"].startswith("## noise-search: tiny")
+    assert note["body"].count("## noise-search: tiny") == 1
+    assert "saved 6 figures and a summary note" in capsys.readouterr().out
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_unknown_study_lists_the_studies(finished, capsys):
+    assert main(["report", "tinny", "--storage", finished, "--quiet"]) == 2
+    line = _one_line_error(capsys)
+    assert "no study named 'tinny'" in line and "tiny" in line
+
+
+def test_study_without_a_completed_trial(write_study, sqlite_url, capsys):
+    from search import spec as spec_module
+    from search.study import StudyRunner
+
+    StudyRunner(spec_module.load(write_study()), open_storage(sqlite_url))  # creates, runs none
+    assert main(["report", "tiny", "--storage", sqlite_url, "--quiet"]) == 2
+    assert "has no completed trial" in _one_line_error(capsys)
+
+
+# /proc refuses new files even to root, and passes the early permission check, so it
+# exercises the failure at the end (after the figures are drawn) as well.
+@pytest.mark.parametrize("where", ["missing-dir/report.html", "a-directory", "/proc/report.html"])
+def test_output_that_cannot_be_written(finished, tmp_path, capsys, where):
+    (tmp_path / "a-directory").mkdir()
+    target = tmp_path / where  # an absolute `where` stays as it is
+    assert main(["report", "tiny", "--storage", finished, "-o", str(target), "--quiet",
+                 "--no-boundary"]) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith(f"noise-search: error: cannot write the report to '{target}'")
+    assert not target.is_file()
