@@ -216,12 +216,13 @@ def recommend(results: StudyResults) -> Recommendation:
                 "configurations are significantly better than the baseline")
         return Recommendation(best["config"], True, True, significant,
                               text + _runner_up(results, best) + pending)
-    text = (f"best: {gain}. The gain is NOT significant after correction ({holm_p}); "
-            "it may be seed-to-seed variation")
-    if significant:
-        text += f". Significantly better than the baseline: {', '.join(significant)}"
+    if significant:  # a smaller but steadier gain elsewhere passed the test
+        text = (f"best: {gain}. Its gain is NOT significant after correction ({holm_p}). "
+                f"Significantly better than the baseline: {', '.join(significant)}")
     else:
-        text += ". No configuration is significantly better than the baseline"
+        text = (f"recommendation: no noise. No configuration is significantly better than "
+                f"the baseline after correction; the best, {gain}, has a gain that is NOT "
+                f"significant ({holm_p}) and may be seed-to-seed variation")
     return Recommendation(best["config"], True, False, significant, text + pending)
 
 

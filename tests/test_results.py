@@ -129,8 +129,9 @@ def test_recommendation_says_when_a_gain_is_not_significant(sqlite_url):
                                           "input:0.3": WORSE}))
     rec = recommend(res)
     assert rec.best == "input:0.01" and rec.beats_baseline and not rec.significant
-    assert "NOT significant" in rec.text
-    assert "No configuration is significantly better than the baseline" in rec.text
+    assert rec.text.startswith("recommendation: no noise. No configuration is significantly "
+                               "better than the baseline after correction; the best, input:0.01")
+    assert "NOT significant (Holm-adjusted p = " in rec.text
 
 
 def test_recommendation_says_plainly_when_nothing_beats_the_baseline(sqlite_url):
@@ -267,3 +268,14 @@ def test_non_finite_stored_numbers_become_null(sqlite_url, capsys):
     assert rows["none"]["mean"] == pytest.approx(np.mean(BASE))
     assert main(["results", "built", "--storage", sqlite_url]) == 0
     assert "No configuration beats the baseline" in capsys.readouterr().out
+
+
+def test_recommendation_when_the_best_mean_is_too_noisy_but_another_gain_is_real(sqlite_url):
+    noisy = [0.99, 0.65, 0.99, 0.70, 0.99, 0.70]  # highest mean, but all over the place
+    res = collect(make_study(sqlite_url, {"none": BASE, "input:0.1": noisy,
+                                          "hidden_pre:0.1": GOOD}))
+    rec = recommend(res)
+    assert rec.best == "input:0.1" and rec.beats_baseline and not rec.significant
+    assert rec.significant_configs == ["hidden_pre:0.1"]
+    assert rec.text.startswith("best: input:0.1")
+    assert "Significantly better than the baseline: hidden_pre:0.1" in rec.text
