@@ -1,0 +1,118 @@
+"""`noise-search dashboard`: the real optuna-dashboard, started as a subprocess on a finished
+study, serves our figures and note over its JSON API; a busy port is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from search.cli import main
+from tests.conftest import TINY_STUDY
+
+FIGURE_IDS = ["noise-search-1-heatmap", "noise-search-2-sigma", "noise-search-3-repeats",
+              "noise-search-4-curves", "noise-search-5-gap", "noise-search-6-boundary"]
+CLI = [sys.executable, "-c", "import sys; from search.cli import main; sys.exit(main())"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> str:
+    """A finished tiny study; `run` saves the figures and note into it as its last step."""
+    root = tmp_path_factory.mktemp("dashboard")
+    path = root / "tiny.toml"
+    path.write_text(TINY_STUDY)
+    url = f"sqlite:///{root / 'studies.db'}"
+    assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
+    return url
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read()
+
+
+@pytest.fixture
+def served(finished, tmp_path):
+    """`noise-search dashboard` on the finished study; yields its base URL."""
+    port = _free_port()
+    log = (tmp_path / "dashboard.log").open("w+")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([*CLI, "dashboard", "--storage", finished, "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(f"{base}/api/studies")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"dashboard did not start (exit {proc.poll()}): {log.read()}")
+                time.sleep(0.3)
+        yield base, proc, log
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def test_dashboard_serves_the_study_with_our_figures_and_note(served):
+    base, proc, log = served
+    status, body = _get(f"{base}/api/studies")
+    assert status == 200
+    studies = json.loads(body)["study_summaries"]
+    assert [s["study_name"] for s in studies] == ["tiny"]
+    status, body = _get(f"{base}/api/studies/{studies[0]['study_id']}")
+    assert status == 200
+    detail = json.loads(body)
+    assert len(detail["trials"]) == 5
+    graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
+    assert sorted(graphs) == FIGURE_IDS
+    heat = graphs["noise-search-1-heatmap"]["data"][0]
+    assert heat["type"] == "heatmap" and heat["y"][0] == "none (baseline)"
+    # Plain lists, which the dashboard's plotly.js reads (not base64 typed arrays).
+    assert isinstance(graphs["noise-search-3-repeats"]["data"][0]["y"], list)
+    note = detail["note"]["body"]
+    assert note.startswith("## noise-search: tiny") and "`none`" in note
+    # The page itself is served too (the browser app that shows these).
+    status, page = _get(f"{base}/dashboard")
+    assert status == 200 and b"<html" in page.lower()
+    log.seek(0)
+    assert "optuna-dashboard on sqlite:///" in log.read()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+
+def test_port_in_use_is_one_line_and_exit_2(finished, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["dashboard", "--storage", finished, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip() == (f"noise-search: error: port {port} on 127.0.0.1 is already in use; "
+                           "choose another with --port")
