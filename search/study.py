@@ -12,6 +12,8 @@ The objective is the only place that talks to the Optuna trial (STYLE.md).
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,12 +30,14 @@ from search.data import Dataset, load_dataset
 from search.errors import NoiseSearchError
 from search.noise import BASELINE, NoiseConfig, Site, parse_config_key, parse_placement
 from search.spec import StudySpec
+from search.storage import retrying, study_lock
 
 SPEC_ATTR = "spec"
 GRID_ATTR = "grid"
 CURVES_ATTR = "noise_search:curves"  # system attr: per-repeat curves, kept out of the dashboard
 CONFIG_ATTR = "config"
 DIVERGED_ATTR = "diverged"
+WORKER_ATTR = "worker"  # host:pid of the process that ran the trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -162,12 +166,33 @@ class StudyRunner:
         return len(_done_keys(self.study.get_trials(deepcopy=False)))
 
     def _pop_waiting(self) -> optuna.Trial | None:
-        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            try:
-                if self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
+        """Take the first queued trial whose configuration still needs work.
+
+        Under the study lock, so that SQLite (whose read-then-write is not atomic across
+        processes) hands each trial to one worker too. A popped trial whose configuration is
+        already done, or held by a lower-numbered trial, is a duplicate (e.g. an enqueue that
+        was retried after a lost connection): it is failed as such and never trained.
+        """
+        with study_lock(self.storage, self.study.study_name):
+            trials = self.study.get_trials(deepcopy=False)
+            for frozen in trials:
+                if frozen.state != TrialState.WAITING:
+                    continue
+                # Heartbeat first: a worker that dies right after taking the trial leaves a
+                # RUNNING trial that goes stale, never one that nobody can recover.
+                self.storage.record_heartbeat(frozen._trial_id)
+                try:
+                    if not self.storage.set_trial_state_values(frozen._trial_id,
+                                                               TrialState.RUNNING):
+                        continue
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue
+                holder = _holder(trials, frozen)
+                if holder is None:
                     return optuna.Trial(self.study, frozen._trial_id)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
+                self.storage.set_trial_user_attr(frozen._trial_id, "failure",
+                                                 f"duplicate of trial {holder.number}")
+                self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
         return None
 
     def _next_trial(self) -> optuna.Trial | None:
@@ -175,34 +200,42 @@ class StudyRunner:
         if trial is not None or self.spec.study.sampler == "grid":
             return trial
         # tpe / random: the sampler proposes until n_trials configurations exist.
-        live = self.study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
-        if len(live) >= self.spec.study.n_trials:
-            return None
-        return self.study.ask()
+        with study_lock(self.storage, self.study.study_name):
+            live = self.study.get_trials(deepcopy=False, states=(
+                TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
+            if len(live) >= self.spec.study.n_trials:
+                return None
+            trial = self.study.ask()
+            self.storage.record_heartbeat(trial._trial_id)
+            return trial
 
     def recover(self) -> None:
         """Fail trials whose worker stopped beating, and queue what the grid still lacks."""
-        optuna.storages.fail_stale_trials(self.study)
-        if self.spec.study.sampler == "grid":
-            _enqueue_missing(self.study, self.grid())
-        else:
-            _enqueue_missing(self.study, [NoiseConfig((), self.spec.noise.kind)])
+        with study_lock(self.storage, self.study.study_name):
+            optuna.storages.fail_stale_trials(self.study)
+            if self.spec.study.sampler == "grid":
+                _enqueue_missing(self.study, self.grid())
+            else:
+                _enqueue_missing(self.study, [NoiseConfig((), self.spec.noise.kind)])
 
     def run(self, on_done: Callable[[TrialOutcome], None] | None = None,
             poll_seconds: float = 2.0) -> list[TrialOutcome]:
-        """Run trials until the queue is empty and no other worker holds one."""
-        self.recover()
+        """Run trials until the queue is empty and no other worker holds one.
+
+        Storage calls are retried through a passing server outage (``storage.retrying``).
+        """
+        retrying(self.recover, "recovering stale trials")
         outcomes = []
         while True:
-            trial = self._next_trial()
+            trial = retrying(self._next_trial, "taking the next configuration")
             if trial is None:
-                running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                running = retrying(lambda: self.study.get_trials(
+                    deepcopy=False, states=(TrialState.RUNNING,)), "reading the study")
                 if not running:
                     break
                 # Another worker holds a trial; if it dies, its trial comes back to the queue.
                 time.sleep(poll_seconds)
-                self.recover()
+                retrying(self.recover, "recovering stale trials")
                 continue
             outcome = self.run_trial(trial)
             views.refresh_view(self.storage)
@@ -215,28 +248,58 @@ class StudyRunner:
 
     def run_trial(self, trial: optuna.Trial) -> TrialOutcome:
         started = time.perf_counter()
-        config = _suggest(trial, self.spec)
-        for key, value in _config_attrs(config).items():
-            trial.set_user_attr(key, value)
+        what = f"recording trial {trial.number}"
+
+        def prepare() -> NoiseConfig:
+            config = _suggest(trial, self.spec)
+            for key, value in _config_attrs(config).items():
+                trial.set_user_attr(key, value)
+            trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+            return config
+
+        config: NoiseConfig | None = None
         try:
             with _Heartbeat(self.storage, trial._trial_id, self.storage.get_heartbeat_interval()):
+                config = retrying(prepare, f"starting trial {trial.number}")
                 result = self._train(self.spec, self.data, config)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
-            trial.set_user_attr("failure", reason)
-            self.study.tell(trial, state=TrialState.FAIL)
+            self._fail_quietly(trial, reason)
             raise
         seconds = time.perf_counter() - started
-        if result.diverged:
-            reason = result.divergence_reason()
+        try:
+            if result.diverged:
+                reason = result.divergence_reason()
+
+                def record_divergence() -> None:
+                    trial.set_user_attr("failure", reason)
+                    trial.set_user_attr(DIVERGED_ATTR, True)
+                    trial.set_user_attr("duration_s", round(seconds, 3))
+                    self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+                retrying(record_divergence, what)
+                return TrialOutcome(trial.number, config, TrialState.FAIL, None, seconds, reason)
+            summary = retrying(lambda: _record(trial, self.spec, result, seconds), what)
+            retrying(lambda: self.study.tell(trial, summary.mean, skip_if_finished=True), what)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # finished meanwhile: by an earlier attempt of ours, or by another worker
+        state = retrying(lambda: self.storage.get_trial(trial._trial_id).state, what)
+        if state != TrialState.COMPLETE:
+            # Our heartbeat did not reach the storage for longer than the grace period (an
+            # outage), so another worker declared the trial stale and queued it again.
+            return TrialOutcome(trial.number, config, state, None, seconds,
+                                "taken over: its heartbeat was lost, the configuration is "
+                                "run again")
+        return TrialOutcome(trial.number, config, TrialState.COMPLETE,
+                            stats.summarize(result.test_metric), seconds)
+
+    def _fail_quietly(self, trial: optuna.Trial, reason: str) -> None:
+        """Mark a trial failed on the way out; if the storage is gone, staleness will do it."""
+        try:
             trial.set_user_attr("failure", reason)
-            trial.set_user_attr(DIVERGED_ATTR, True)
-            trial.set_user_attr("duration_s", round(seconds, 3))
-            self.study.tell(trial, state=TrialState.FAIL)
-            return TrialOutcome(trial.number, config, TrialState.FAIL, None, seconds, reason)
-        summary = _record(trial, self.spec, result, seconds)
-        self.study.tell(trial, summary.mean)
-        return TrialOutcome(trial.number, config, TrialState.COMPLETE, summary, seconds)
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except Exception:
+            pass
 
 
 def _config_attrs(config: NoiseConfig) -> dict[str, Any]:
@@ -296,6 +359,22 @@ def _done_keys(trials: list[FrozenTrial]) -> set[str]:
     return done
 
 
+def _holder(trials: list[FrozenTrial], trial: FrozenTrial) -> FrozenTrial | None:
+    """Another trial that makes ``trial`` redundant: its configuration done, or held by a
+    lower-numbered queued or running trial."""
+    key = trial.user_attrs.get(CONFIG_ATTR)
+    if key is None:
+        return None
+    for other in trials:
+        if other.number == trial.number or other.user_attrs.get(CONFIG_ATTR) != key:
+            continue
+        if key in _done_keys([other]):
+            return other
+        if other.state in (TrialState.WAITING, TrialState.RUNNING) and other.number < trial.number:
+            return other
+    return None
+
+
 def _enqueue_missing(study: optuna.Study, configs: list[NoiseConfig]) -> int:
     """Queue each configuration that is neither done, queued nor running. Returns how many."""
     trials = study.get_trials(deepcopy=False)
@@ -317,7 +396,18 @@ def _enqueue_missing(study: optuna.Study, configs: list[NoiseConfig]) -> int:
 
 
 def open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.Study:
-    """Create the study, or load it and refuse if it was made from a different spec."""
+    """Create the study, or load it and refuse if it was made from a different spec.
+
+    Under the study lock: workers that start together create it, and store its spec, once.
+    """
+    def locked() -> optuna.Study:
+        with study_lock(storage, spec.study.name):
+            return _open_study(spec, storage)
+
+    return retrying(locked, f"opening study {spec.study.name!r}")
+
+
+def _open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.Study:
     name = spec.study.name
     current = spec.to_dict()
     try:
@@ -327,6 +417,10 @@ def open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.S
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage)
         stored = study.user_attrs.get(SPEC_ATTR)
+        if stored is None and not study.user_attrs and not study.get_trials(deepcopy=False):
+            # Its creator died between creating it and storing its spec: adopt it.
+            _describe(study, spec)
+            return study
         if stored is None:
             raise NoiseSearchError(
                 f"study {name!r} exists but was not created by noise-search; "
@@ -340,8 +434,12 @@ def open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.S
                 + "; results would mix. Run it as stored, or start a new study with --study-name"
             ) from None
         return study
-    study.set_user_attr(SPEC_ATTR, current)
+    _describe(study, spec)
+    return study
+
+
+def _describe(study: optuna.Study, spec: StudySpec) -> None:
+    study.set_user_attr(SPEC_ATTR, spec.to_dict())
     study.set_user_attr("metric", spec.metric)
     study.set_user_attr("grid", [c.key for c in spec.configurations()]
                         if spec.study.sampler == "grid" else [BASELINE])
-    return study

@@ -1,0 +1,279 @@
+"""Storage contract on every backend: concurrent creation, the queue, unreachable servers,
+outages, and passwords kept out of everything a person or the database sees."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import socket
+import threading
+import time
+import uuid
+
+import optuna
+import pytest
+import sqlalchemy as sa
+from optuna.trial import TrialState
+
+from search import spec as spec_module
+from search.cli import main
+from search.engine import train as engine_train
+from search.errors import NoiseSearchError
+from search.storage import mask_password, open_storage
+from search.study import CONFIG_ATTR, SPEC_ATTR, StudyRunner, open_study
+
+
+def _trials(url: str, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+
+
+# --- several workers starting at the same moment ----------------------------------------------
+
+
+def _start_worker(path: str, url: str, barrier, results) -> None:
+    """A worker's start-up (open storage, create or load the study, fill the queue), on cue."""
+    try:
+        spec = spec_module.load(path)
+        storage = open_storage(url)
+        barrier.wait(timeout=60)
+        runner = StudyRunner(spec, storage)
+        runner.recover()
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which shows it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_workers_starting_together_create_the_study_and_its_queue_once(write_study,
+                                                                        storage_url):
+    path = write_study()
+    open_storage(storage_url).engine.dispose()  # the tables exist; the race is on the study
+    ctx = multiprocessing.get_context("spawn")
+    n = 4
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_start_worker, args=(str(path), storage_url, barrier, results))
+             for _ in range(n)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert sorted(results.get(timeout=5) for _ in range(n)) == ["ok"] * n
+    storage = optuna.storages.RDBStorage(storage_url)
+    assert [s.study_name for s in storage.get_all_studies()] == ["tiny"]
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert study.user_attrs[SPEC_ATTR] == spec_module.load(path).to_dict()
+    keys = [t.user_attrs[CONFIG_ATTR] for t in study.get_trials()]
+    assert sorted(keys) == sorted(c.key for c in spec_module.load(path).configurations())
+    assert all(t.state == TrialState.WAITING for t in study.get_trials())
+    storage.engine.dispose()
+
+
+def test_a_duplicate_in_the_queue_is_never_trained(write_study, storage_url):
+    """However a configuration came to be queued twice, it is trained and completed once."""
+    path = write_study()
+    spec = spec_module.load(path)
+    storage = open_storage(storage_url)
+    trained: list[str] = []
+
+    def train(spec_, data, config):
+        trained.append(config.key)
+        return engine_train(spec_, data, config)
+
+    runner = StudyRunner(spec, storage, train=train)
+    runner.recover()
+    first = spec.configurations()[1]
+    # What an enqueue retried after a lost acknowledgement leaves behind.
+    runner.study.enqueue_trial(first.optuna_params(),
+                               user_attrs={CONFIG_ATTR: first.key, "kind": first.kind})
+    runner.run()
+    assert sorted(trained) == sorted(c.key for c in spec.configurations())
+    trials = runner.study.get_trials()
+    complete = [t.user_attrs[CONFIG_ATTR] for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(c.key for c in spec.configurations())
+    (dup,) = [t for t in trials if t.state == TrialState.FAIL]
+    original = next(t for t in trials if t.user_attrs[CONFIG_ATTR] == first.key
+                    and t.state == TrialState.COMPLETE)
+    assert dup.user_attrs == {CONFIG_ATTR: first.key, "kind": first.kind,
+                              "failure": f"duplicate of trial {original.number}"}
+    assert dup.number > original.number
+
+
+def test_a_study_whose_creator_died_before_storing_its_spec_is_adopted(write_study,
+                                                                        storage_url):
+    spec = spec_module.load(write_study())
+    storage = open_storage(storage_url)
+    optuna.create_study(study_name="tiny", storage=storage)  # a creator that died right here
+    study = open_study(spec, storage)
+    assert study.user_attrs[SPEC_ATTR] == spec.to_dict()
+    # A foreign study with trials is still refused rather than taken over.
+    foreign = optuna.create_study(study_name="foreign", storage=storage)
+    foreign.enqueue_trial({})
+    with pytest.raises(NoiseSearchError, match="not created by noise-search"):
+        open_study(spec_module.load(write_study(), study_name="foreign"), storage)
+
+
+# --- storage that cannot be reached -----------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SECRET = "Pw-" + uuid.uuid4().hex[:10]
+
+
+@pytest.mark.parametrize("url, expected", [
+    (f"postgresql+psycopg://someone:{SECRET}@no-such-host.invalid:5432/db", "cannot open"),
+    (f"postgresql+psycopg://someone:{SECRET}@127.0.0.1:{_free_port()}/db", "cannot open"),
+    (f"postgresql+psycopg://someone:{SECRET}@@127.0.0.1/db", "cannot open"),
+    (f"postgres-ql://someone:{SECRET}@127.0.0.1/db", "is not a database URL"),
+    (f"postgresql+nodriver://someone:{SECRET}@127.0.0.1/db", "cannot open"),
+    (f"not a url {SECRET}", "is not a database URL"),
+    ("sqlite:////no/such/directory/studies.db", "cannot open"),
+], ids=["wrong-host", "server-down", "bad-url", "bad-scheme", "unknown-driver", "not-a-url",
+         "sqlite-dir"])
+def test_unreachable_storage_is_one_line_within_seconds(url, expected, capsys):
+    started = time.monotonic()
+    code = main(["studies", "--storage", url])
+    elapsed = time.monotonic() - started
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("noise-search: error: ") and expected in err
+    assert SECRET not in err and "Traceback" not in err
+    assert elapsed < 10
+
+
+def test_unreachable_postgres_database_and_role_are_one_line(postgres_url, capsys):
+    url = sa.engine.make_url(postgres_url)
+    for bad in (url.set(database="no_such_db_" + uuid.uuid4().hex[:6]),
+                url.set(username="no_such_role", password=SECRET)):
+        started = time.monotonic()
+        code = main(["studies", "--storage", bad.render_as_string(hide_password=False)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "does not exist" in err
+        assert SECRET not in err and time.monotonic() - started < 10
+
+
+def test_a_server_that_does_not_answer_times_out_in_seconds(capsys):
+    """A listening socket that never speaks PostgreSQL: the connect timeout, not a hang."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(5)
+        port = server.getsockname()[1]
+        started = time.monotonic()
+        code = main(["studies", "--storage",
+                     f"postgresql+psycopg://u:{SECRET}@127.0.0.1:{port}/db"])
+        elapsed = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot open storage" in err and SECRET not in err
+    assert 3 < elapsed < 15
+
+
+# --- passwords --------------------------------------------------------------------------------
+
+
+def test_mask_password_forms():
+    assert mask_password("postgresql+psycopg://u:p%40ss@h:5/db and mysql://a:b@c/d") == (
+        "postgresql+psycopg://u:***@h:5/db and mysql://a:***@c/d")
+    assert mask_password("host=h password='x y' user=u") == "host=h password=*** user=u"
+
+
+def test_password_never_reaches_output_logs_errors_or_the_database(postgres_url, write_study,
+                                                                   capsys, caplog):
+    """A role with a password, a study run through its URL: nothing shows the password."""
+    server = sa.engine.make_url(postgres_url)
+    role, secret = f"ns_role_{uuid.uuid4().hex[:8]}", f"Pw{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD '{secret}'"))
+        conn.execute(sa.text(f"GRANT ALL ON SCHEMA public TO {role}"))
+    url = server.set(username=role, password=secret).render_as_string(hide_password=False)
+    try:
+        caplog.set_level(logging.DEBUG)
+        path = write_study()
+        assert main(["run", str(path), "--storage", url, "--set", "model.epochs=5"]) == 0
+        assert main(["results", "tiny", "--storage", url, "--format", "json"]) == 0
+        assert main(["studies", "--storage", url]) == 0
+        dead = url.replace(f"@{server.host}:{server.port}/", f"@127.0.0.1:{_free_port()}/")
+        assert main(["studies", "--storage", dead]) == 2
+        out, err = capsys.readouterr()
+        assert "tiny: 5/5 configurations complete" in out and "cannot open storage" in err
+        assert f"{role}:***@" in out  # the run names its storage, masked
+        assert secret not in out + err + caplog.text
+        with admin.connect() as conn:
+            tables = conn.execute(sa.text(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'public'")).scalars().all()
+        assert "trials" in tables
+        dump = ""
+        with sa.create_engine(postgres_url).connect() as conn:
+            for table in tables:
+                dump += " ".join(conn.execute(sa.text(
+                    f'SELECT t::text FROM "{table}" t')).scalars().all())
+        assert "hidden_pre" in dump and secret not in dump
+    finally:
+        with sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(sa.text(f"DROP OWNED BY {role}"))
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE usename = :role"), {"role": role})
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+# --- a short outage during a run --------------------------------------------------------------
+
+
+def _outage(server_url: str, database: str, started: threading.Event, seconds: float) -> None:
+    """Refuse new connections to ``database`` and cut the open ones, for ``seconds``."""
+    admin = sa.create_engine(sa.engine.make_url(server_url).set(database="postgres"),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = :db AND pid <> pg_backend_pid()"),
+                     {"db": database})
+        started.set()
+        time.sleep(seconds)
+        conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+    admin.dispose()
+
+
+def test_a_short_server_outage_is_survived(postgres_url, write_study, monkeypatch, caplog):
+    monkeypatch.setenv("NOISE_SEARCH_HEARTBEAT", "2")
+    spec = spec_module.load(write_study(), ["model.epochs=300"])
+    storage = open_storage(postgres_url)
+    database = sa.engine.make_url(postgres_url).database
+    outage_started = threading.Event()
+    outage = threading.Thread(target=_outage, args=(postgres_url, database, outage_started, 4))
+    finished_before: list[int] = []
+
+    def train(spec_, data, config):
+        result = engine_train(spec_, data, config)
+        if not outage.is_alive() and not outage_started.is_set() and len(finished_before) == 1:
+            # The second trial has trained; its results reach the storage only after the
+            # outage, and the rest of the queue is taken while the server is away.
+            outage.start()
+            outage_started.wait(10)
+        return result
+
+    def on_done(outcome):
+        finished_before.append(outcome.number)
+
+    caplog.set_level(logging.WARNING, logger="search.storage")
+    runner = StudyRunner(spec, storage, train=train)
+    outcomes = runner.run(on_done=on_done)
+    outage.join()
+    assert outage_started.is_set()
+    assert "storage unreachable while recording trial" in caplog.text
+    assert [o.state for o in outcomes] == [TrialState.COMPLETE] * 5
+    trials = _trials(postgres_url)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
+    assert sorted(t.user_attrs[CONFIG_ATTR] for t in trials) == sorted(
+        c.key for c in spec.configurations())
+    storage.engine.dispose()
