@@ -170,7 +170,13 @@ def load_dataset(spec: StudySpec) -> Dataset:
         y_all: np.ndarray = np.asarray(y, dtype=np.int32)
     else:
         n_classes = 2 if task == "binary" else 0
-        y_all = np.asarray(y, dtype=np.float32).reshape(-1, 1)
+        y_col = np.asarray(y, dtype=np.float64).reshape(-1, 1)
+        if task == "regression" and d.scale_target not in (None, "none"):
+            # Fitted on the training rows only, like the features.
+            target_scaler = StandardScaler() if d.scale_target == "standard" else MinMaxScaler()
+            target_scaler.fit(y_col[: d.n_train])
+            y_col = target_scaler.transform(y_col)
+        y_all = y_col.astype(np.float32)
     return Dataset(
         x_train=np.ascontiguousarray(x_train, dtype=np.float32),
         y_train=y_all[: d.n_train],

@@ -208,6 +208,14 @@ class DataSpec:
     path: str | None = _key(optional(string()), None)
     target: str | None = _key(optional(string()), None)
     task: str | None = _key(optional(choice("classification", "regression")), None)
+    # Regression targets scaled like the features, fitted on the training rows ("none" when
+    # absent). Unscaled targets such as make_regression's (sd ~100) leave Adam at lr 0.001
+    # thousands of epochs from the right output scale; with "standard", rmse / mse and the
+    # targets' σ are in units of the training targets' standard deviation.
+    scale_target: str | None = _key(
+        optional(choice("none", "standard", "minmax")), None,
+        doc="regression only: scale the target on the training rows; metrics are then in "
+            "scaled units")
 
 
 @dataclass(frozen=True)
@@ -243,7 +251,11 @@ DATASET_KEYS: dict[str, frozenset[str]] = {
     "friedman1": frozenset({"n_samples", "noise", "random_state", "n_features"}),
     "csv": frozenset({"path", "target", "task"}),
 }
-_COMMON_DATA_KEYS = frozenset({"dataset", "n_train", "scale"})
+_COMMON_DATA_KEYS = frozenset({"dataset", "n_train", "scale", "scale_target"})
+
+# Keras has layers (GaussianNoise, GaussianDropout) for these sites only; the reference engine
+# refuses the others rather than train something that is not the tutorial's code path.
+KERAS_ENGINE_SITES = ("input", "hidden_pre", "hidden_post")
 
 SECTIONS: dict[str, type] = {
     "study": StudySection,
@@ -464,6 +476,12 @@ def _check_across_keys(spec: StudySpec, data_table: Mapping[str, Any], src: str)
                 f"{src}: 'study.metric' must be one of {', '.join(map(repr, fits))} for a "
                 f"{spec.task} problem; got {metric!r}"
             )
+    if data.scale_target not in (None, "none") and spec.task != "regression":
+        raise SpecError(
+            f"{src}: 'data.scale_target' applies to regression only ('none' otherwise); got "
+            f"{data.scale_target!r} for a {spec.task} problem")
+    if spec.study.engine == "keras":
+        _check_keras_engine(spec, src)
     placements = spec.noise.placements
     if len(set(placements)) != len(placements):
         raise SpecError(
@@ -471,6 +489,31 @@ def _check_across_keys(spec: StudySpec, data_table: Mapping[str, Any], src: str)
     if not spec.configurations()[1:]:
         raise SpecError(f"{src}: the noise grid is empty; 'noise.placements' and 'noise.std' "
                         "must give at least one configuration besides the baseline")
+
+
+def _check_keras_engine(spec: StudySpec, src: str) -> None:
+    for placement in spec.noise.placements:
+        other = [site for site in placement.split("+") if site not in KERAS_ENGINE_SITES]
+        if other:
+            raise SpecError(
+                f"{src}: 'study.engine' = 'keras' supports noise on "
+                f"{', '.join(KERAS_ENGINE_SITES)} only (use engine 'fast' for {other[0]}); "
+                f"got placement {placement!r} in 'noise.placements'")
+    grids = [("noise.std", spec.noise.std),
+             *((f"noise.site_std.{site}", grid) for site, grid in spec.noise.site_std)]
+    for key, grid in grids:
+        sigma = max(grid)
+        if spec.noise.kind == "additive" and sigma > 1:
+            # keras.layers.GaussianNoise refuses stddev outside [0, 1].
+            raise SpecError(
+                f"{src}: '{key}' must hold σ <= 1 with 'study.engine' = 'keras' (Keras "
+                f"GaussianNoise takes stddev in [0, 1]); got {list(grid)}")
+        if sigma >= 1e7:
+            # Near σ ≈ 1e8 GaussianDropout's rate σ²/(1+σ²) rounds to 1 and its stddev,
+            # sqrt(rate / (1 - rate)), divides by zero; 1e7 is a round bound well before.
+            raise SpecError(
+                f"{src}: '{key}' must hold σ < 1e7 with 'study.engine' = 'keras' and "
+                f"multiplicative noise (Keras GaussianDropout); got {list(grid)}")
 
 
 def load(path: str | Path, overrides: list[str] | None = None,

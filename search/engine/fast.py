@@ -248,13 +248,44 @@ def evaluate(cfg: StepConfig, params: Sequence[tf.Tensor], x: tf.Tensor, y: tf.T
     return loss, tf.reduce_mean(1.0 - ss_res / ss_tot, axis=-1)  # r2, averaged over outputs
 
 
+_MASK32 = 0xFFFFFFFF
+
+
+def rng_key(seed: tf.Tensor, stream: int, counter: tf.Tensor) -> tf.Tensor:
+    """The stateless-RNG key, shape (2,), of one stream (a site and layer, or the data order)
+    at one counter (the step, or the epoch).
+
+    Threefry reads only the low 32 bits of each key word (tests/test_parity.py checks that
+    streams differ), so nothing may live in the high bits: the first word mixes the seed
+    and the stream, the second is the counter. Both multipliers are odd, so for one seed
+    every stream gets its own first word, and every seed its own word for one stream.
+    """
+    seed32 = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), _MASK32)
+    # seed32 · 0x9E3779B1 mod 2^32 in 16-bit halves, so that no product overflows int64.
+    lo, hi = tf.bitwise.bitwise_and(seed32, 0xFFFF), tf.bitwise.right_shift(seed32, 16)
+    mixed = lo * 0x9E3779B1 + tf.bitwise.left_shift(
+        tf.bitwise.bitwise_and(hi * 0x9E3779B1, 0xFFFF), 16)
+    word = tf.bitwise.bitwise_and(mixed + stream * 0x85EBCA6B, _MASK32)
+    return tf.stack([word, tf.cast(counter, tf.int64)])
+
+
 def _rng_noise(seed: tf.Tensor, step: tf.Tensor) -> NoiseSource:
     def draw(stream: str, shape: Sequence[int]) -> tf.Tensor:
-        key = tf.stack([seed, tf.cast(stream_id(stream), tf.int64) * (2**32)
-                        + tf.cast(step, tf.int64)])
-        return tf.random.stateless_normal(shape, seed=key, dtype=tf.float32, alg=RNG_ALGORITHM)
+        return tf.random.stateless_normal(shape, seed=rng_key(seed, stream_id(stream), step),
+                                          dtype=tf.float32, alg=RNG_ALGORITHM)
 
     return draw
+
+
+def epoch_order(seed: tf.Tensor, epoch: tf.Tensor, repeats: int, n: int) -> tf.Tensor:
+    """The order in which each repeat visits the n training rows in ``epoch`` (0-based), (R, n).
+
+    A fresh shuffle per repeat and epoch, as Keras shuffles before every epoch; the
+    first batch is the first B rows of the order, the last batch may be smaller.
+    """
+    key = rng_key(seed, _SHUFFLE_STREAM, epoch)
+    return tf.argsort(tf.random.stateless_uniform([repeats, n], seed=key, alg=RNG_ALGORITHM),
+                      axis=1)
 
 
 @dataclass(frozen=True)
@@ -302,17 +333,19 @@ class _Program:
                                                  gamma)
                 bad = tf.where((bad == 0) & ~tf.math.is_finite(loss), epoch + 1, bad)
                 return step + 1, params, slots, bad
-            shuffle_key = tf.stack([seed, _SHUFFLE_STREAM * (2**32) + tf.cast(epoch, tf.int64)])
-            order = tf.argsort(
-                tf.random.stateless_uniform([R, n], seed=shuffle_key, alg=RNG_ALGORITHM), axis=1)
-            order = tf.concat([order, tf.zeros([R, padded - n], tf.int32)], axis=1)
+            order = epoch_order(seed, epoch, R, n)
+            # Batches by reshape and gather, not by slicing with tensor bounds: a batch must
+            # keep its static shape (R, B, …), which the noise draws need.
+            batches = tf.reshape(tf.concat([order, tf.zeros([R, padded - n], tf.int32)], axis=1),
+                                 [R, S, B])
+            masks = tf.reshape(mask_all, [S, B])
 
             def batch_body(k: tf.Tensor, step: tf.Tensor, params: list[tf.Tensor], slots: Any,
                            bad: tf.Tensor) -> Any:
-                idx = order[:, k * B:(k + 1) * B]
+                idx = tf.gather(batches, k, axis=1)
                 xb = tf.gather(x_train, idx)
                 yb = tf.gather(y_float, idx)
-                mask = mask_all[k * B:(k + 1) * B]
+                mask = tf.gather(masks, k)
                 params, slots, loss = train_step(cfg, params, slots, step, xb, yb, mask, sigmas,
                                                  _rng_noise(seed, step), lr, momentum, gamma)
                 bad = tf.where((bad == 0) & ~tf.math.is_finite(loss), epoch + 1, bad)
@@ -351,8 +384,8 @@ class _Program:
         buffers = tuple(tf.TensorArray(tf.float32, size=len(self.points)) for _ in CURVE_NAMES)
         _, state, buffers = tf.while_loop(
             lambda i, *_: i < len(self.points), segment, (tf.constant(0), state, buffers))
-        bad = state[4]
-        return tuple(tf.transpose(buf.stack()) for buf in buffers), bad
+        bad, final = state[4], state[2]
+        return tuple(tf.transpose(buf.stack()) for buf in buffers), bad, final
 
 
 _PROGRAMS: dict[ProgramKey, _Program] = {}
@@ -374,6 +407,17 @@ def step_config(spec: StudySpec, data: Dataset, config: NoiseConfig) -> StepConf
 def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
           weights: list[tuple[np.ndarray, np.ndarray]] | None = None) -> TrainResult:
     """Train all ``spec.study.repeats`` repeats of ``config``; every metric is measured clean."""
+    return train_with_weights(spec, data, config, weights)[0]
+
+
+def train_with_weights(
+    spec: StudySpec, data: Dataset, config: NoiseConfig,
+    weights: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[TrainResult, list[tuple[np.ndarray, np.ndarray]]]:
+    """``train``, and the final weights per layer (kernel (R, in, out), bias (R, out)).
+
+    ``weights`` (default ``initial_weights``) are the starting weights, in that layout.
+    """
     started = time.perf_counter()
     sizes = layer_sizes(data, spec.model)
     R = spec.study.repeats
@@ -388,7 +432,7 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
     program = program_for(key)
     params = [tf.constant(a) for pair in weights for a in pair]
     sigma_values = tf.constant([config.sigma(site) for site in Site], tf.float32)
-    curves, bad = program.run(
+    curves, bad, final = program.run(
         params, tf.constant(data.x_train), tf.constant(data.y_train), tf.constant(data.x_test),
         tf.constant(data.y_test), sigma_values,
         tf.constant(learning_rate(spec.model), tf.float32),
@@ -401,7 +445,7 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         # Accuracy is a count over a known number of rows: undo float32 rounding (36/70 exactly).
         for name, n in (("test_metric", len(data.x_test)), ("train_metric", len(data.x_train))):
             arrays[name] = np.round(arrays[name] * n) / n
-    return TrainResult(
+    result = TrainResult(
         train_metric=arrays["train_metric"][:, -1],
         test_metric=arrays["test_metric"][:, -1],
         train_loss=arrays["train_loss"][:, -1],
@@ -411,3 +455,6 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         diverged_at=bad.numpy().astype(np.int64),
         seconds=time.perf_counter() - started,
     )
+    final_arrays = [p.numpy() for p in final]
+    return result, [(final_arrays[i], final_arrays[i + 1]) for i in range(0, len(final_arrays), 2)]
+

@@ -1,0 +1,203 @@
+"""The reference engine: each repeat is a real Keras model trained with ``model.fit``.
+
+This is the tutorial's code path (``Sequential`` of ``Dense``, ``GaussianNoise``
+or ``GaussianDropout`` and ``Activation``), kept as the oracle the fast engine
+is tested against (DESIGN.md decision 2) and selectable with
+``study.engine = "keras"``. It is slow by design: one model per repeat, Python
+between epochs. Repeat r starts from ``initial_weights`` (the weights the fast
+engine starts repeat r from), so the two engines can be compared run by run.
+
+Keras has layers for noise on inputs and on hidden layers only; noise on
+weights, gradients or targets is refused when the study file is loaded
+(search/spec.py), because Keras has no layer that would make this the
+tutorial's code path.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from search.data import Dataset
+from search.engine._common import (
+    CURVE_NAMES,
+    TrainResult,
+    initial_weights,
+    layer_sizes,
+    learning_rate,
+    record_epochs,
+)
+from search.noise import NoiseConfig, Site
+from search.spec import KERAS_ENGINE_SITES, StudySpec
+
+# The sites this engine can train; spec validation refuses the others for engine = "keras".
+SUPPORTED_SITES = frozenset(Site(name) for name in KERAS_ENGINE_SITES)
+
+
+def dropout_rate(sigma: float) -> float:
+    """GaussianDropout's rate for noise N(1, σ²); the layer's stddev is sqrt(rate / (1 - rate))."""
+    return sigma * sigma / (1.0 + sigma * sigma)
+
+
+def noise_layer(sigma: float, kind: str, seed: int | None = None) -> Any:
+    import keras
+
+    if kind == "multiplicative":
+        return keras.layers.GaussianDropout(dropout_rate(sigma), seed=seed)
+    return keras.layers.GaussianNoise(sigma, seed=seed)
+
+
+def output_activation(task: str) -> str:
+    return {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}[task]
+
+
+def build_model(spec: StudySpec, data: Dataset, config: NoiseConfig,
+                weights: list[tuple[np.ndarray, np.ndarray]] | None = None,
+                seed: int | None = None) -> Any:
+    """The tutorial's Sequential model for ``config``, compiled as the tutorial compiles it.
+
+    ``weights`` is one repeat's [(kernel, bias), ...]. ``seed`` seeds the noise layers
+    (each its own seed, so that two layers do not draw the same numbers).
+    """
+    import keras
+
+    sites = set(config.sites)
+    unsupported = sites - SUPPORTED_SITES
+    if unsupported:  # spec validation keeps this out of studies; this guards library callers
+        raise ValueError(
+            f"the keras engine supports noise on {sorted(s.value for s in SUPPORTED_SITES)}; "
+            f"got {sorted(s.value for s in unsupported)}")
+    layer_seed = iter(range(10**6)) if seed is None else iter(range(seed, seed + 10**6))
+
+    def noise(site: Site) -> Any:
+        return noise_layer(config.sigma(site), config.kind,
+                           None if seed is None else next(layer_seed))
+
+    act = spec.model.activation
+    layers: list[Any] = [keras.Input(shape=(data.n_features,))]
+    if Site.INPUT in sites:
+        layers.append(noise(Site.INPUT))
+    for units in spec.model.hidden:
+        if Site.HIDDEN_PRE in sites:
+            # The tutorial's hidden pre-activation noise: Dense, GaussianNoise, Activation.
+            layers += [keras.layers.Dense(units), noise(Site.HIDDEN_PRE),
+                       keras.layers.Activation(act)]
+        else:
+            layers.append(keras.layers.Dense(units, activation=act))
+        if Site.HIDDEN_POST in sites:
+            layers.append(noise(Site.HIDDEN_POST))
+    layers.append(keras.layers.Dense(data.n_outputs, activation=output_activation(data.task)))
+    model = keras.Sequential(layers)
+    if weights is not None:
+        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        for layer, (kernel, bias) in zip(dense, weights, strict=True):
+            layer.set_weights([kernel, bias])
+    loss = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",
+            "regression": "mean_squared_error"}[data.task]
+    metrics = [] if data.task == "regression" else ["accuracy"]
+    model.compile(loss=loss, optimizer=make_optimizer(spec), metrics=metrics)
+    return model
+
+
+def make_optimizer(spec: StudySpec) -> Any:
+    import keras
+
+    lr = learning_rate(spec.model)
+    if spec.model.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=spec.model.momentum)
+    if spec.model.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=lr)
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+def clean_scores(model: Any, x: np.ndarray, y: np.ndarray, task: str,
+                 metric: str) -> tuple[float, float]:
+    """(loss, metric) on a whole set in inference mode, where Keras's noise layers are inactive."""
+    loss = float(model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)["loss"])
+    pred = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+    if task == "binary":
+        return loss, float(np.mean((pred > 0.5) == (y > 0.5)))
+    if task == "multiclass":
+        return loss, float(np.mean(np.argmax(pred, axis=-1) == y))
+    mse = float(np.mean((pred - y) ** 2))
+    if metric == "mse":
+        return loss, mse
+    if metric == "rmse":
+        return loss, math.sqrt(mse)
+    ss_res = np.sum((pred - y) ** 2, axis=0)
+    ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+    return loss, float(np.mean(1.0 - ss_res / ss_tot))
+
+
+def _recorder(model_data: tuple[Dataset, str], points: tuple[int, ...]) -> Any:
+    import keras
+
+    data, metric = model_data
+
+    class Recorder(keras.callbacks.Callback):
+        """Clean curves at the record points; stops a repeat whose training loss is not finite."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[tuple[float, float, float, float]] = []
+            self.diverged_at = 0
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            loss = (logs or {}).get("loss", 0.0)
+            if not math.isfinite(float(loss)):
+                self.diverged_at = epoch + 1
+                self.model.stop_training = True  # everything after is NaN; skip the work
+                return
+            if epoch + 1 in points:
+                test_loss, test_metric = clean_scores(self.model, data.x_test, data.y_test,
+                                                      data.task, metric)
+                train_loss, train_metric = clean_scores(self.model, data.x_train, data.y_train,
+                                                        data.task, metric)
+                self.rows.append((test_metric, train_metric, test_loss, train_loss))
+
+    return Recorder()
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """Keras's global seed for repeat r (data order and noise layers), from (seed, r) only."""
+    return int(np.random.SeedSequence([seed, repeat, 0x6B72]).generate_state(1)[0] % (2**31))
+
+
+def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
+          weights: list[tuple[np.ndarray, np.ndarray]] | None = None) -> TrainResult:
+    """Train each repeat of ``config`` with ``model.fit``; every metric is measured clean."""
+    import keras
+
+    started = time.perf_counter()
+    R = spec.study.repeats
+    if weights is None:
+        weights = initial_weights(layer_sizes(data, spec.model), R, spec.study.seed)
+    points = record_epochs(spec.model.epochs, spec.study.record_every)
+    curves = np.full((len(CURVE_NAMES), R, len(points)), np.nan)
+    diverged_at = np.zeros(R, np.int64)
+    for r in range(R):
+        seed = repeat_seed(spec.study.seed, r)
+        keras.utils.set_random_seed(seed)
+        model = build_model(spec, data, config, [(k[r], b[r]) for k, b in weights], seed=seed)
+        recorder = _recorder((data, spec.metric), points)
+        model.fit(data.x_train, data.y_train, epochs=spec.model.epochs,
+                  batch_size=spec.model.batch_size, shuffle=True, verbose=0,
+                  callbacks=[recorder])
+        rows = np.array(recorder.rows, dtype=np.float64).reshape(-1, len(CURVE_NAMES))
+        curves[:, r, : len(rows)] = rows.T  # a diverged repeat keeps NaN after it stopped
+        diverged_at[r] = recorder.diverged_at
+        keras.backend.clear_session()  # one model per repeat: do not let graphs pile up
+    arrays = dict(zip(CURVE_NAMES, curves))
+    return TrainResult(
+        train_metric=arrays["train_metric"][:, -1],
+        test_metric=arrays["test_metric"][:, -1],
+        train_loss=arrays["train_loss"][:, -1],
+        test_loss=arrays["test_loss"][:, -1],
+        curve_epochs=points,
+        curves=arrays,
+        diverged_at=diverged_at,
+        seconds=time.perf_counter() - started,
+    )
