@@ -306,14 +306,14 @@ def _save_to_dashboard_after_run(study: Any, quiet: bool) -> None:
     if not collect(study).completed:
         return
     try:
-        data, figs = _build_report(study, quiet)
-        report.save_to_dashboard(study, data, figs)
+        data, _ = _build_report(study, quiet)
+        saved = report.save_to_dashboard(study, data)
     except Exception as exc:  # noqa: BLE001 - any failure: the study itself is intact
         click.echo(f"noise-search: warning: figures for optuna-dashboard not saved: {exc}",
                    err=True)
         return
     if not quiet:
-        click.echo(f"saved {len(figs)} figures and a summary note for optuna-dashboard "
+        click.echo(f"saved {saved} figures and a summary note for optuna-dashboard "
                    f"(noise-search dashboard)")
 
 
@@ -356,8 +356,8 @@ def report(study_name: str, output: Path | None, storage: str | None, to_dashboa
         click.echo(status)
     click.echo(f"wrote {path} ({len(figs)} figures)")
     if to_dashboard:
-        report_module.save_to_dashboard(study, data, figs)
-        click.echo(f"saved {len(figs)} figures and a summary note into study {study_name!r} "
+        saved = report_module.save_to_dashboard(study, data)
+        click.echo(f"saved {saved} figures and a summary note into study {study_name!r} "
                    "for optuna-dashboard")
     return 0
 

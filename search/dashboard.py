@@ -8,6 +8,7 @@ line (NoiseSearchError) and nothing else starts.
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Callable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -46,7 +47,14 @@ def serve(storage: str | None, host: str, port: int,
     shown_host = f"[{host}]" if ":" in host else host
     announce(f"optuna-dashboard on {mask_password(resolve_url(storage))}: "
              f"http://{shown_host}:{server.server_port}/dashboard/ (Ctrl-C to stop)")
+    # Requests are served on a thread: the interrupt (Ctrl-C, or SIGTERM turned into one by the
+    # CLI) must reach the main thread's wait below. Raised inside a request, wsgiref's handler
+    # would swallow it as a failed response and the server would go on.
+    thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
+    thread.start()
     try:
-        server.serve_forever()
+        while thread.is_alive():
+            thread.join(0.5)
     finally:
+        server.shutdown()
         server.server_close()

@@ -250,6 +250,11 @@ def collect(study: optuna.Study, *, boundaries: bool = True,
         found, points, why = _boundaries(draft, progress)
         if why:
             notes.append(why)
+        for b in found:
+            if not abs(b.test_metric - b.stored_test_metric) <= 1e-6:  # stored to 6 digits
+                notes.append(f"{b.config}: the retrained seed 0 scores {b.test_metric:.6f}, the "
+                             f"study stored {b.stored_test_metric:.6f}; the engine has changed "
+                             "since the study ran")
     return ReportData(**{**draft.__dict__, "curves": tuple(curves), "boundaries": found,
                          "points": points, "notes": tuple(notes)})
 
@@ -348,6 +353,16 @@ def _f(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def _p(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.3f}" if value >= 1e-3 else f"{value:.1e}"
+
+
+def _stat(key: str, value: float | None) -> str:
+    return _p(value) if key.startswith("p_") else _f(value, 2)
+
+
 def paired_difference(config: ConfigData, baseline: ConfigData) -> tuple[float, float, float]:
     """Mean of (config − baseline) over repeats paired by seed, and its 95% CI.
 
@@ -420,7 +435,7 @@ def summary_markdown(data: ReportData) -> str:
         cells = [f"`{c.config}`", str(c.n or "-"), _f(c.mean),
                  f"{_f(c.ci_low)}–{_f(c.ci_high)}" if c.ci_low is not None else "-",
                  f"{c.diff:+.4f}" if c.diff is not None else "-",
-                 *[_f(c.extra.get(k), 3) for k, _ in extras], _f(c.train_mean),
+                 *[_stat(k, c.extra.get(k)) for k, _ in extras], _f(c.train_mean),
                  c.state.lower()]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *[f"- {note}" for note in data.notes],
@@ -554,16 +569,18 @@ def repeats_figure(data: ReportData) -> go.Figure:
     return fig
 
 
-def curves_figure(data: ReportData) -> go.Figure:
-    """Train and test learning curves (mean and 95% band) of the baseline and each best."""
+def curves_figure(data: ReportData, compact: bool = False) -> go.Figure:
+    """Train and test learning curves (mean and 95% band) of the baseline and each best.
+
+    ``compact``: small panel titles, for the dashboard's fixed-height cards."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     panels = list(data.curves)
     cols = min(3, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / cols))
-    titles = [("no noise (baseline)" if p.config == BASELINE else f"best {p.config}")
-              for p in panels]
+    titles = [("no noise" if p.config == BASELINE else p.config if compact
+               else f"best {p.config}") for p in panels]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or None,
                         shared_yaxes=True, horizontal_spacing=0.05, vertical_spacing=0.14)
     for k, p in enumerate(panels):
@@ -580,7 +597,9 @@ def curves_figure(data: ReportData) -> go.Figure:
                                      hovertemplate=f"{which} epoch %{{x}}: %{{y:.4f}}"
                                                    "<extra></extra>"),
                           row=r, col=c)
-        fig.update_xaxes(title_text="epoch", row=r, col=c)
+        fig.update_xaxes(title_text=None if compact else "epoch", row=r, col=c)
+    if compact:
+        fig.update_annotations(font_size=10)
     fig.update_yaxes(title_text=data.metric, col=1)
     fig.update_layout(title={"text": f"Learning curves: train vs test {data.metric} "
                              "(mean over repeats, 95% band)"},
@@ -623,14 +642,15 @@ def gap_figure(data: ReportData) -> go.Figure:
     return fig
 
 
-def boundary_figure(data: ReportData) -> go.Figure:
+def boundary_figure(data: ReportData, compact: bool = False) -> go.Figure:
     """Decision boundaries of the retrained models over the training and test points."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     panels = list(data.boundaries)
-    titles = [(f"{'no noise' if b.config == BASELINE else b.config}: test {data.metric} "
-               f"{b.test_metric:.3f} (repeat 0)") for b in panels]
+    titles = [(f"{'no noise' if b.config == BASELINE else b.config}: "
+               + (f"{b.test_metric:.3f}" if compact
+                  else f"test {data.metric} {b.test_metric:.3f} (repeat 0)")) for b in panels]
     fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=titles or None,
                         horizontal_spacing=0.08)
     pts = data.points
@@ -681,18 +701,34 @@ class Figure:
     figure: go.Figure
 
 
-def figures(data: ReportData) -> list[Figure]:
-    """The report's figures in reading order; a figure whose data is missing is left out."""
+def figures(data: ReportData, compact: bool = False) -> list[Figure]:
+    """The report's figures in reading order; a figure whose data is missing is left out.
+
+    ``compact``: for optuna-dashboard, which draws each figure in a half-width card
+    of fixed height: short titles, the card's height.
+    """
+    m = data.metric
     out = [Figure("noise-search-1-heatmap", "Placement × σ", heatmap_figure(data))]
     if any(not c.is_baseline and c.sigma for c in data.completed):
         out.append(Figure("noise-search-2-sigma", "Test metric against σ", sigma_figure(data)))
     out.append(Figure("noise-search-3-repeats", "Every repeat", repeats_figure(data)))
     if data.curves:
-        out.append(Figure("noise-search-4-curves", "Learning curves", curves_figure(data)))
+        out.append(Figure("noise-search-4-curves", "Learning curves",
+                          curves_figure(data, compact)))
     out.append(Figure("noise-search-5-gap", "Generalization gap", gap_figure(data)))
     if data.boundaries:
         out.append(Figure("noise-search-6-boundary", "Decision boundary",
-                          boundary_figure(data)))
+                          boundary_figure(data, compact)))
+    if compact:
+        short = {"noise-search-1-heatmap": f"Mean test {m}: placement × σ (baseline outlined)",
+                 "noise-search-2-sigma": f"Mean test {m} against σ (95% CI bands)",
+                 "noise-search-3-repeats": f"Test {m} of every repeat",
+                 "noise-search-4-curves": f"Learning curves: train (blue) vs test {m}",
+                 "noise-search-5-gap": f"Train vs test {m} (generalization gap)",
+                 "noise-search-6-boundary": "Decision boundary: baseline vs best (seed 0)"}
+        for f in out:
+            f.figure.update_layout(height=None, title={"text": short[f.id], "font": {"size": 14}},
+                                   margin={"l": 50, "r": 20, "t": 60, "b": 40})
     return out
 
 
@@ -751,7 +787,7 @@ def render_html(data: ReportData, figs: list[Figure]) -> str:
         cells = [c.config, str(c.n or "-"), _f(c.mean), _f(c.sd),
                  f"{_f(c.ci_low)}–{_f(c.ci_high)}" if c.ci_low is not None else "-",
                  f"{c.diff:+.4f}" if c.diff is not None else "-",
-                 *[_f(c.extra.get(k), 3) for k, _ in extras], _f(c.train_mean), _f(gap),
+                 *[_stat(k, c.extra.get(k)) for k, _ in extras], _f(c.train_mean), _f(gap),
                  c.state.lower()]
         rows.append(f'<tr class="{cls}">' + "".join(f"<td>{e(x)}</td>" for x in cells)
                     + "</tr>")
@@ -794,14 +830,16 @@ def write_html(data: ReportData, figs: list[Figure], path: Path) -> None:
             f"cannot write the report to {str(path)!r}: {exc.strerror or exc}") from None
 
 
-def save_to_dashboard(study: optuna.Study, data: ReportData, figs: list[Figure]) -> None:
-    """Store the figures and the summary note in the study, replacing earlier ones.
+def save_to_dashboard(study: optuna.Study, data: ReportData) -> int:
+    """Store the (compact) figures and the summary note in the study, replacing earlier ones.
 
     optuna-dashboard keys a figure by its id and a note by the study, so saving
-    again overwrites in place instead of adding copies.
+    again overwrites in place instead of adding copies. Returns the number of figures.
     """
     from optuna_dashboard import save_note, save_plotly_graph_object
 
+    figs = figures(data, compact=True)
     for f in figs:
         save_plotly_graph_object(study, f.figure, graph_object_id=f.id)
     save_note(study, summary_markdown(data))
+    return len(figs)
