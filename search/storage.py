@@ -106,12 +106,14 @@ def open_storage(url: str | None = None) -> optuna.storages.RDBStorage:
     # Heartbeats are what let a dead worker's trial be run again; Optuna marks them experimental.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=_engine_kwargs(url),
-            heartbeat_interval=interval,
-            grace_period=3 * interval,
-        )
+        # Workers that start together on a fresh database would race to create its tables.
+        with _schema_lock(url):
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=interval,
+                grace_period=3 * interval,
+            )
     except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
         reason = mask_password(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise NoiseSearchError(f"cannot open storage {shown}: {reason}") from None
@@ -163,9 +165,47 @@ def retrying(call: Callable[[], T], what: str,
 # -- one worker at a time on the queue -----------------------------------------------------------
 
 
-def _lock_key(study_name: str) -> int:
-    digest = hashlib.sha256(f"noise-search:{study_name}".encode()).digest()
+def _lock_key(name: str) -> int:
+    digest = hashlib.sha256(f"noise-search:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _sqlite_file(url: sa.engine.URL) -> str | None:
+    """The database file of an SQLite URL whose directory exists (None: nothing to lock)."""
+    database = url.database if url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database if os.path.isdir(os.path.dirname(os.path.abspath(database))) else None
+
+
+@contextlib.contextmanager
+def _file_lock(database: str) -> Iterator[None]:
+    """An exclusive flock on a file next to the database; the kernel drops it with the process."""
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, **{
+            k: v for k, v in _engine_kwargs(url).items() if k == "connect_args"})
+        try:
+            with engine.connect() as conn, conn.begin():
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": _lock_key(":schema")})
+                yield
+        finally:
+            engine.dispose()
+        return
+    database = _sqlite_file(parsed)
+    with _file_lock(database) if database else contextlib.nullcontext():
+        yield
 
 
 @contextlib.contextmanager
@@ -188,13 +228,6 @@ def study_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator
                              {"key": _lock_key(study_name)})
                 yield
         return
-    database = engine.url.database if backend == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
+    database = _sqlite_file(engine.url)
+    with _file_lock(database) if database else contextlib.nullcontext():
         yield
-        return
-    with open(f"{database}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

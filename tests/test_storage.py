@@ -35,12 +35,12 @@ def _trials(url: str, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
 
 
 def _start_worker(path: str, url: str, barrier, results) -> None:
-    """A worker's start-up (open storage, create or load the study, fill the queue), on cue."""
+    """A worker's start-up on a fresh database, all at once: create the tables, create or load
+    the study, fill the queue."""
     try:
         spec = spec_module.load(path)
-        storage = open_storage(url)
         barrier.wait(timeout=60)
-        runner = StudyRunner(spec, storage)
+        runner = StudyRunner(spec, open_storage(url))
         runner.recover()
         results.put("ok")
     except Exception as exc:  # reported to the test, which shows it
@@ -50,9 +50,9 @@ def _start_worker(path: str, url: str, barrier, results) -> None:
 def test_workers_starting_together_create_the_study_and_its_queue_once(write_study,
                                                                         storage_url):
     path = write_study()
-    open_storage(storage_url).engine.dispose()  # the tables exist; the race is on the study
-    ctx = multiprocessing.get_context("spawn")
-    n = 4
+    # fork: the start-up under test, without re-importing everything in each process.
+    ctx = multiprocessing.get_context("fork")
+    n = 5
     barrier, results = ctx.Barrier(n), ctx.Queue()
     procs = [ctx.Process(target=_start_worker, args=(str(path), storage_url, barrier, results))
              for _ in range(n)]
