@@ -209,14 +209,16 @@ class StudyRunner:
             self.storage.record_heartbeat(trial._trial_id)
             return trial
 
-    def recover(self) -> None:
-        """Fail trials whose worker stopped beating, and queue what the grid still lacks."""
+    def recover(self) -> int:
+        """Fail trials whose worker stopped beating, and queue what the grid still lacks.
+
+        Returns how many configurations were queued (again).
+        """
         with study_lock(self.storage, self.study.study_name):
             optuna.storages.fail_stale_trials(self.study)
             if self.spec.study.sampler == "grid":
-                _enqueue_missing(self.study, self.grid())
-            else:
-                _enqueue_missing(self.study, [NoiseConfig((), self.spec.noise.kind)])
+                return _enqueue_missing(self.study, self.grid())
+            return _enqueue_missing(self.study, [NoiseConfig((), self.spec.noise.kind)])
 
     def run(self, on_done: Callable[[TrialOutcome], None] | None = None,
             poll_seconds: float = 2.0) -> list[TrialOutcome]:
@@ -229,13 +231,16 @@ class StudyRunner:
         while True:
             trial = retrying(self._next_trial, "taking the next configuration")
             if trial is None:
+                # What another worker gave back (interrupted) or left behind (died) is queued
+                # again here, so that the last worker standing finishes the grid.
+                if retrying(self.recover, "recovering stale trials"):
+                    continue
                 running = retrying(lambda: self.study.get_trials(
                     deepcopy=False, states=(TrialState.RUNNING,)), "reading the study")
                 if not running:
                     break
                 # Another worker holds a trial; if it dies, its trial comes back to the queue.
                 time.sleep(poll_seconds)
-                retrying(self.recover, "recovering stale trials")
                 continue
             outcome = self.run_trial(trial)
             views.refresh_view(self.storage)

@@ -101,6 +101,32 @@ def test_a_duplicate_in_the_queue_is_never_trained(write_study, storage_url):
     assert dup.number > original.number
 
 
+def test_a_trial_given_back_by_an_interrupted_worker_is_run_by_the_last_one(write_study,
+                                                                            storage_url):
+    """Worker A is interrupted while B is busy and no trial is left running: B, finding the
+    queue empty, queues A's configuration again and trains it before it stops."""
+    spec = spec_module.load(write_study())
+    worker_b = StudyRunner(spec, open_storage(storage_url), train=lambda *a: given_back(*a))
+    worker_a = StudyRunner(spec, open_storage(storage_url))
+    taken: list[str] = []
+
+    def given_back(spec_, data, config):
+        if not taken:  # meanwhile, A takes a configuration and is interrupted on it
+            trial = worker_a._next_trial()
+            taken.append(trial.user_attrs[CONFIG_ATTR])
+            trial.set_user_attr("failure", "interrupted")
+            worker_a.study.tell(trial, state=TrialState.FAIL)
+        return engine_train(spec_, data, config)
+
+    outcomes = worker_b.run()
+    assert taken and taken[0] in [o.config.key for o in outcomes]
+    trials = worker_b.study.get_trials()
+    complete = [t.user_attrs[CONFIG_ATTR] for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(c.key for c in spec.configurations())
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed.user_attrs[CONFIG_ATTR] == taken[0]
+
+
 def test_a_study_whose_creator_died_before_storing_its_spec_is_adopted(write_study,
                                                                         storage_url):
     spec = spec_module.load(write_study())
