@@ -3,12 +3,18 @@ outages, and passwords kept out of everything a person or the database sees."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import optuna
 import pytest
@@ -198,6 +204,73 @@ def test_a_server_that_does_not_answer_times_out_in_seconds(capsys):
     err = capsys.readouterr().err
     assert code == 2 and "cannot open storage" in err and SECRET not in err
     assert 3 < elapsed < 15
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@pytest.fixture
+def password_server():
+    """A private PostgreSQL server that checks passwords (scram-sha-256), on a free port.
+
+    The shared test server trusts local connections, so a wrong password would pass there.
+    Yields (url with the right password, stop) and removes the server afterwards.
+    """
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        if os.environ.get("NOISE_SEARCH_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are required")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    as_owner: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="ns-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        as_owner = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(root, "postgres")
+    password = "Pw" + uuid.uuid4().hex[:12]
+    (root / "pw").write_text(password)
+    if as_owner:
+        shutil.chown(root / "pw", "postgres")
+    port = _free_port()
+    run = functools.partial(subprocess.run, check=True, capture_output=True, timeout=120)
+    run([*as_owner, initdb, "-D", str(root / "data"), "-U", "postgres", "-A", "scram-sha-256",
+         f"--pwfile={root / 'pw'}", "--no-sync"])
+    start = [*as_owner, pg_ctl, "-D", str(root / "data"), "-l", str(root / "log"), "-w",
+             "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"]
+    stop = [*as_owner, pg_ctl, "-D", str(root / "data"), "-m", "immediate", "-w", "stop"]
+    run([*start, "start"])
+    try:
+        yield (f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/postgres",
+               lambda: run(stop))
+    finally:
+        subprocess.run(stop, capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_bad_password_and_stopped_server_are_one_line(password_server, capsys):
+    url, stop = password_server
+    right = sa.engine.make_url(url).password
+    wrong = "Wrong" + uuid.uuid4().hex[:8]
+    assert main(["studies", "--storage", url]) == 0
+    assert "no studies yet" in capsys.readouterr().out
+    for bad, expected in ((url.replace(right, wrong), "password authentication failed"),
+                          (url.replace(f":{right}@", "@"), "no password supplied")):
+        started = time.monotonic()
+        code = main(["studies", "--storage", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and expected in err, err
+        assert wrong not in err and right not in err and "Traceback" not in err
+        assert time.monotonic() - started < 10
+    stop()  # the server goes down
+    started = time.monotonic()
+    assert main(["studies", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "Connection refused" in err and right not in err and err.count("\n") == 1
+    assert time.monotonic() - started < 10
 
 
 # --- passwords --------------------------------------------------------------------------------
