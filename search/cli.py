@@ -69,6 +69,10 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
 
     # Validate everything the file says before touching storage or TensorFlow.
     spec = spec_module.load(study_file, list(overrides), study_name)
+    if workers > 1:
+        from search.workers import check_shareable
+
+        check_shareable(resolve_url(storage))
     rdb = open_storage(storage)
 
     from search.data import load_dataset

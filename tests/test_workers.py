@@ -165,3 +165,12 @@ def test_interrupted_local_workers_stop_cleanly_and_resume(storage_url, tmp_path
     out = capsys.readouterr().out
     for t in running:  # the interrupted configurations were trained again
         assert out.count(f"  {t.user_attrs[CONFIG_ATTR]} ") == 1
+
+
+def test_workers_need_a_storage_they_can_share(write_study, capsys):
+    path = write_study()
+    assert main(["run", str(path), "--storage", "sqlite://", "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "in-memory SQLite" in err and "PostgreSQL" in err
+    assert main(["run", str(path), "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err
