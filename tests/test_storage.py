@@ -345,11 +345,11 @@ def _outage(server_url: str, database: str, started: threading.Event, seconds: f
 
 def test_a_short_server_outage_is_survived(postgres_url, write_study, monkeypatch, caplog):
     monkeypatch.setenv("NOISE_SEARCH_HEARTBEAT", "2")
-    spec = spec_module.load(write_study(), ["model.epochs=300"])
+    spec = spec_module.load(write_study(), ["model.epochs=100"])
     storage = open_storage(postgres_url)
     database = sa.engine.make_url(postgres_url).database
     outage_started = threading.Event()
-    outage = threading.Thread(target=_outage, args=(postgres_url, database, outage_started, 4))
+    outage = threading.Thread(target=_outage, args=(postgres_url, database, outage_started, 3))
     finished_before: list[int] = []
 
     def train(spec_, data, config):

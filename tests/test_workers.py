@@ -101,7 +101,7 @@ def _assert_each_grid_point_complete_once(url: str, path: Path) -> list:
 def test_three_workers_one_killed_every_grid_point_complete_once(postgres_url, tmp_path):
     """The must-show: 3 worker processes on one PostgreSQL study, one SIGKILLed mid-trial."""
     path = tmp_path / "split.toml"
-    path.write_text(STUDY.format(epochs=4000, std="[0.1, 0.2, 0.3]"))
+    path.write_text(STUDY.format(epochs=3000, std="[0.1, 0.2, 0.3]"))
     workers = [_spawn(["run", str(path), "--storage", postgres_url, "--quiet"],
                       tmp_path / f"worker{i}.log") for i in range(3)]
     try:
