@@ -9,7 +9,7 @@ from search import spec as spec_module
 from search.data import load_dataset
 from search.engine import fast
 from search.engine._common import initial_weights, record_epochs
-from search.noise import parse_config_key
+from search.noise import NoiseConfig, Site, parse_config_key
 from tests.conftest import TINY_STUDY
 
 
@@ -80,3 +80,19 @@ def test_divergence_is_reported_not_raised(tiny):
     result = fast.train(spec, data, parse_config_key("input:1e30"))
     assert result.diverged
     assert "diverged" in result.divergence_reason()
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+def test_mini_batches_with_noise_at_every_site(kind, tiny):
+    """More rows than the batch: batches of 8, 8 and 4 each epoch, noise at every site
+    (a batch must keep its static shape for the noise draws)."""
+    spec, _ = tiny
+    spec = spec_module.load(spec.source, ["model.batch_size=8", "model.epochs=3",
+                                          "study.record_every=1"])
+    data = load_dataset(spec)
+    sites = "+".join(s.value for s in Site)
+    config = NoiseConfig(parse_config_key(f"{sites}:0.1").sigmas, kind)
+    result = fast.train(spec, data, config)
+    assert not result.diverged and np.all(np.isfinite(result.test_loss))
+    base = fast.train(spec, data, parse_config_key("none"))
+    assert not np.allclose(result.curves["train_loss"], base.curves["train_loss"])

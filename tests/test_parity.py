@@ -109,6 +109,7 @@ def test_no_noise_100_steps_of_model_fit_agree(tmp_path_factory):
         assert result.test_metric[r] == pytest.approx(test_acc)
 
 
+@pytest.mark.slow
 def test_no_noise_mini_batches_in_the_engines_order_agree(tmp_path_factory):
     """40 rows in batches of 16 (16, 16 and a smaller last batch of 8), 34 epochs = 102 steps.
 
@@ -136,6 +137,7 @@ def test_no_noise_mini_batches_in_the_engines_order_agree(tmp_path_factory):
                          MANY_STEPS_ATOL)
 
 
+@pytest.mark.slow
 def test_reference_engine_agrees_with_fast_engine_on_the_baseline(tmp_path_factory):
     """The two public ``train`` functions, end to end: same curves without noise."""
     spec, data = load(tmp_path_factory, "model.hidden=[8]", "model.epochs=30",
@@ -472,6 +474,7 @@ def test_optimizer_updates_over_five_steps_equal_keras(case, tmp_path_factory):
 
 # --- the compiled program runs the steps above -----------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_compiled_program_is_its_steps_with_the_engines_noise(kind, tmp_path_factory):
     """Every site at once, 40 rows in batches of 16, 2 epochs: the XLA program equals a
@@ -555,6 +558,10 @@ def test_drawn_noise_has_mean_zero_and_the_specified_sigma(kind, sigma):
     assert abs(noise.mean()) < 5 * sigma / np.sqrt(n)
     assert abs(noise.std() / sigma - 1) < 5 / np.sqrt(2 * n)
     assert stats.kstest(noise.ravel()[:20000] / sigma, "norm").pvalue > 1e-4
+    # The tails too: the share beyond 3σ is the normal's (binomial sd ~36 of ~1300 here).
+    beyond = np.count_nonzero(np.abs(noise) > 3 * sigma)
+    expected = n * 2 * stats.norm.sf(3)
+    assert abs(beyond - expected) < 5 * np.sqrt(expected)
 
 
 def test_drawn_noise_is_independent_across_repeats_steps_elements_and_streams():
@@ -624,6 +631,7 @@ def test_no_noise_reaches_any_evaluation_of_the_fast_engine(kind, tmp_path_facto
     assert np.max(np.abs(noisy.numpy() - clean.numpy())) > 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_no_noise_reaches_any_evaluation_of_the_keras_engine(kind, tmp_path_factory):
     spec, data = load(tmp_path_factory, "model.hidden=[16]", "model.epochs=4",
