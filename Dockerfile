@@ -10,10 +10,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=3
 
 WORKDIR /app
-# Dependencies first, so that editing a study file or the code does not reinstall TensorFlow.
+# Dependencies in their own layer (an empty package stands in for the code), so that editing
+# the code or a study file does not download TensorFlow again.
 COPY pyproject.toml README.md ./
+RUN mkdir search && touch search/__init__.py \
+    && pip install . && pip uninstall -y noise-search && rm -rf search build
 COPY search ./search
-RUN pip install .
+RUN pip install --no-deps .
 COPY studies ./studies
 
 RUN useradd --create-home --uid 1000 noise && chown -R noise /app
