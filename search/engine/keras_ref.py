@@ -5,7 +5,10 @@ or ``GaussianDropout`` and ``Activation``), kept as the oracle the fast engine
 is tested against (DESIGN.md decision 2) and selectable with
 ``study.engine = "keras"``. It is slow by design: one model per repeat, Python
 between epochs. Repeat r starts from ``initial_weights`` (the weights the fast
-engine starts repeat r from), so the two engines can be compared run by run.
+engine starts repeat r from), so the two engines can be compared run by run. Data order
+and noise are Keras's own, seeded from (seed, r): the engines agree step for step when
+one batch holds the whole training set and no noise is drawn, and in distribution
+otherwise (tests/test_parity.py).
 
 Keras has layers for noise on inputs and on hidden layers only; noise on
 weights, gradients or targets is refused when the study file is loaded
@@ -70,11 +73,13 @@ def build_model(spec: StudySpec, data: Dataset, config: NoiseConfig,
         raise ValueError(
             f"the keras engine supports noise on {sorted(s.value for s in SUPPORTED_SITES)}; "
             f"got {sorted(s.value for s in unsupported)}")
-    layer_seed = iter(range(10**6)) if seed is None else iter(range(seed, seed + 10**6))
+    n_noise_layers = 0
 
     def noise(site: Site) -> Any:
-        return noise_layer(config.sigma(site), config.kind,
-                           None if seed is None else next(layer_seed))
+        nonlocal n_noise_layers
+        n_noise_layers += 1
+        layer_seed = None if seed is None else seed + n_noise_layers
+        return noise_layer(config.sigma(site), config.kind, layer_seed)
 
     act = spec.model.activation
     layers: list[Any] = [keras.Input(shape=(data.n_features,))]
