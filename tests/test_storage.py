@@ -30,7 +30,7 @@ from search.study import CONFIG_ATTR, SPEC_ATTR, StudyRunner, open_study
 
 
 def _trials(url: str, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
-    storage = optuna.storages.RDBStorage(url)
+    storage = open_storage(url)
     try:
         return optuna.load_study(study_name=name, storage=storage).get_trials()
     finally:

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from search import spec as spec_module
 from search.cli import main
+from search.storage import open_storage
 from search.study import CONFIG_ATTR, WORKER_ATTR
 
 NOISE_SEARCH = str(Path(sys.executable).with_name("noise-search"))
@@ -56,7 +57,8 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    storage = optuna.storages.RDBStorage(url)
+    # open_storage, as every noise-search command: the workers may be creating the tables.
+    storage = open_storage(url)
     try:
         names = [s.study_name for s in storage.get_all_studies()]
         if "split" not in names:
