@@ -96,3 +96,17 @@ def test_mini_batches_with_noise_at_every_site(kind, tiny):
     assert not result.diverged and np.all(np.isfinite(result.test_loss))
     base = fast.train(spec, data, parse_config_key("none"))
     assert not np.allclose(result.curves["train_loss"], base.curves["train_loss"])
+
+
+def test_repeat_r_does_not_depend_on_how_many_repeats_train(tiny):
+    """DESIGN.md decision 3: initial weights, data order and noise are keyed by (seed, r), so
+    the first repeats of a 2-repeat and a 3-repeat run are the same runs."""
+    spec, data = tiny
+    few = spec_module.load(spec.source, ["study.repeats=2", "model.batch_size=8"])
+    many = spec_module.load(spec.source, ["study.repeats=3", "model.batch_size=8"])
+    sites = "+".join(s.value for s in Site)
+    config = parse_config_key(f"{sites}:0.2")
+    a, b = fast.train(few, data, config), fast.train(many, data, config)
+    np.testing.assert_allclose(a.curves["train_loss"], b.curves["train_loss"][:2], rtol=1e-6)
+    np.testing.assert_allclose(a.test_loss, b.test_loss[:2], rtol=1e-6)
+    assert not np.allclose(b.test_loss[2], b.test_loss[:2])

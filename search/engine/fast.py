@@ -14,9 +14,10 @@ MSE), reduced as the mean over the batch; optimizers follow keras/src/optimizers
 line by line; mini-batches are Keras's (a fresh shuffle per epoch, a smaller last
 batch). ``tests/test_parity.py`` checks this against real Keras.
 
-Noise (decision 3) comes from stateless RNG keyed by (seed, stream, step), where
-a stream is a site (and layer); so every configuration of a study sees the same
-standard-normal draws, scaled by its own σ, and the same data order.
+Noise (decision 3) comes from stateless RNG keyed by (seed, repeat, stream, step),
+where a stream is a site (and layer); so every configuration of a study sees the same
+standard-normal draws, scaled by its own σ, and the same data order (keyed by (seed,
+repeat, epoch)), and repeat r is the same run however many repeats train with it.
 """
 
 from __future__ import annotations
@@ -251,15 +252,17 @@ def evaluate(cfg: StepConfig, params: Sequence[tf.Tensor], x: tf.Tensor, y: tf.T
 _MASK32 = 0xFFFFFFFF
 
 
-def rng_key(seed: tf.Tensor, stream: int, counter: tf.Tensor) -> tf.Tensor:
-    """The stateless-RNG key, shape (2,), of one stream (a site and layer, or the data order)
-    at one counter (the step, or the epoch).
+def rng_key(seed: tf.Tensor, stream: int, counter: tf.Tensor, repeat: int = 0) -> tf.Tensor:
+    """The stateless-RNG key, shape (2,), of one repeat's stream (a site and layer, or the
+    data order) at one counter (the step, or the epoch).
 
     Threefry reads only the low 32 bits of each key word (tests/test_parity.py checks that
     streams differ), so nothing may live in the high bits: the first word mixes the seed
-    and the stream, the second is the counter. Both multipliers are odd, so for one seed
-    every stream gets its own first word, and every seed its own word for one stream.
+    with (stream, repeat), the second is the counter. Both multipliers are odd, so for one
+    seed every (stream < 256, repeat) gets its own first word, and every seed its own word
+    for one (stream, repeat).
     """
+    stream = stream + 256 * repeat
     seed32 = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), _MASK32)
     # seed32 · 0x9E3779B1 mod 2^32 in 16-bit halves, so that no product overflows int64.
     lo, hi = tf.bitwise.bitwise_and(seed32, 0xFFFF), tf.bitwise.right_shift(seed32, 16)
@@ -284,7 +287,11 @@ def standard_normal(shape: Sequence[int], key: tf.Tensor) -> tf.Tensor:
 
 def _rng_noise(seed: tf.Tensor, step: tf.Tensor) -> NoiseSource:
     def draw(stream: str, shape: Sequence[int]) -> tf.Tensor:
-        return standard_normal(shape, rng_key(seed, stream_id(stream), step))
+        # Shapes are (R, …). One draw per repeat, keyed by its index, so that repeat r sees
+        # the same noise however many repeats train with it (DESIGN.md decision 3).
+        sid = stream_id(stream)
+        return tf.stack([standard_normal(shape[1:], rng_key(seed, sid, step, r))
+                         for r in range(shape[0])])
 
     return draw
 
@@ -295,9 +302,11 @@ def epoch_order(seed: tf.Tensor, epoch: tf.Tensor, repeats: int, n: int) -> tf.T
     A fresh shuffle per repeat and epoch, as Keras shuffles before every epoch; the
     first batch is the first B rows of the order, the last batch may be smaller.
     """
-    key = rng_key(seed, _SHUFFLE_STREAM, epoch)
-    return tf.argsort(tf.random.stateless_uniform([repeats, n], seed=key, alg=RNG_ALGORITHM),
-                      axis=1)
+    # Keyed by repeat, like the noise: repeat r's order does not depend on how many train.
+    return tf.stack([
+        tf.argsort(tf.random.stateless_uniform([n], seed=rng_key(seed, _SHUFFLE_STREAM, epoch, r),
+                                               alg=RNG_ALGORITHM))
+        for r in range(repeats)])
 
 
 @dataclass(frozen=True)
