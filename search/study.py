@@ -151,6 +151,7 @@ class StudyRunner:
         self.storage = storage
         self.data = load_dataset(spec)
         self._train = train or engine.train
+        self._stop: threading.Event | None = None
         self.study = open_study(spec, storage)
         views.refresh_view(storage)  # the SQL view of every trial, for sqlite3 / psql
 
@@ -221,14 +222,20 @@ class StudyRunner:
             return _enqueue_missing(self.study, [NoiseConfig((), self.spec.noise.kind)])
 
     def run(self, on_done: Callable[[TrialOutcome], None] | None = None,
-            poll_seconds: float = 2.0) -> list[TrialOutcome]:
+            poll_seconds: float = 2.0,
+            stop: threading.Event | None = None) -> list[TrialOutcome]:
         """Run trials until the queue is empty and no other worker holds one.
 
         Storage calls are retried through a passing server outage (``storage.retrying``).
+        ``stop``, once set, ends the run with KeyboardInterrupt before the next trial: the
+        backstop for an interrupt that Python swallowed (raised inside a finalizer).
         """
+        self._stop = stop
         retrying(self.recover, "recovering stale trials")
         outcomes = []
         while True:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
             trial = retrying(self._next_trial, "taking the next configuration")
             if trial is None:
                 # What another worker gave back (interrupted) or left behind (died) is queued
@@ -240,7 +247,10 @@ class StudyRunner:
                 if not running:
                     break
                 # Another worker holds a trial; if it dies, its trial comes back to the queue.
-                time.sleep(poll_seconds)
+                if stop is not None:
+                    stop.wait(poll_seconds)
+                else:
+                    time.sleep(poll_seconds)
                 continue
             outcome = self.run_trial(trial)
             views.refresh_view(self.storage)
@@ -267,6 +277,8 @@ class StudyRunner:
             with _Heartbeat(self.storage, trial._trial_id, self.storage.get_heartbeat_interval()):
                 config = retrying(prepare, f"starting trial {trial.number}")
                 result = self._train(self.spec, self.data, config)
+                if self._stop is not None and self._stop.is_set():
+                    raise KeyboardInterrupt  # delivered while training, but swallowed
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
             self._fail_quietly(trial, reason)

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,34 @@ def run_workers(spec: StudySpec, url: str, n: int,
     KeyboardInterrupt after stopping the workers if the parent is interrupted.
     """
     check_shareable(url)
+    stopping = threading.Event()
+    previous = _catch_interrupts(stopping)
+    try:
+        _supervise(spec, url, n, on_done, stopping)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _catch_interrupts(stopping: threading.Event) -> dict[int, Any]:
+    """Ctrl-C / SIGTERM raise KeyboardInterrupt and set ``stopping``, which is checked too: an
+    interrupt raised inside a finalizer is swallowed by Python ("Exception ignored")."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def interrupt(signum: int, frame: Any) -> None:
+        stopping.set()
+        raise KeyboardInterrupt
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, interrupt)
+    return previous
+
+
+def _supervise(spec: StudySpec, url: str, n: int,
+               on_done: Callable[[TrialOutcome], None] | None,
+               stopping: threading.Event) -> None:
     ctx = multiprocessing.get_context("spawn")
     events: Any = ctx.Queue()
     threads = str(max(1, (os.cpu_count() or 1) // n))
@@ -58,6 +87,8 @@ def run_workers(spec: StudySpec, url: str, n: int,
     errors: list[str] = []
     try:
         while True:
+            if stopping.is_set():
+                raise KeyboardInterrupt
             try:
                 kind, payload = events.get(timeout=0.5)
             except queue.Empty:
@@ -100,8 +131,20 @@ def _stop(procs: list[Any]) -> None:
                 pass
 
 
+_stop_requested = threading.Event()  # in a worker process: the parent asked it to stop
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    _stop_requested.set()
     raise KeyboardInterrupt
+
+
+def _ignore_swallowed_interrupt(unraisable: Any) -> None:
+    """An interrupt raised inside a finalizer cannot propagate; `_stop_requested` takes over
+    (the run stops before its next trial), so it is not printed as a traceback."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _watch_parent(parent: int) -> None:
@@ -119,6 +162,7 @@ def _worker(spec: StudySpec, url: str, events: Any, index: int, threads: str) ->
     # worker is never interrupted a second time while it records its failed trial.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    sys.unraisablehook = _ignore_swallowed_interrupt
     # N workers share the cores instead of each starting a thread per core (before TF loads).
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
@@ -130,7 +174,7 @@ def _worker(spec: StudySpec, url: str, events: Any, index: int, threads: str) ->
         from search.study import StudyRunner
 
         runner = StudyRunner(spec, open_storage(url))
-        runner.run(on_done=lambda outcome: events.put(("done", outcome)))
+        runner.run(on_done=lambda outcome: events.put(("done", outcome)), stop=_stop_requested)
     except KeyboardInterrupt:
         code = _INTERRUPTED
     except NoiseSearchError as exc:

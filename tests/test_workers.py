@@ -152,7 +152,8 @@ def test_interrupted_local_workers_stop_cleanly_and_resume(storage_url, tmp_path
         if parent.poll() is None:
             parent.kill()
     log = (tmp_path / "first.log").read_text()
-    assert "interrupted; the trial in progress is marked failed" in log and "Traceback" not in log
+    assert "interrupted; the trial in progress is marked failed" in log, log
+    assert "Traceback" not in log, log
     trials = {t.number: t for t in _trials(storage_url)}
     # Two child processes (not the command itself) held the trials; both were failed cleanly.
     assert len({t.user_attrs[WORKER_ATTR] for t in running}) == 2
