@@ -607,6 +607,13 @@ def curves_figure(data: ReportData, compact: bool = False) -> go.Figure:
     return fig
 
 
+def _half(mean: float | None, bound: float | None) -> float:
+    """Length of an error bar from the mean to a CI bound; 0 where the CI is undefined (n = 1)."""
+    if mean is None or bound is None:
+        return 0.0
+    return abs(bound - mean)
+
+
 def gap_figure(data: ReportData) -> go.Figure:
     """Mean train against mean test metric per configuration: the generalization gap."""
     import plotly.graph_objects as go
@@ -624,10 +631,8 @@ def gap_figure(data: ReportData) -> go.Figure:
                     "size": 13 if placement == BASELINE else 9,
                     "symbol": "star" if placement == BASELINE else "circle"},
             error_y={"type": "data", "symmetric": False,
-                     "array": [(c.ci_high - c.mean) if c.ci_high is not None else 0
-                               for c in cs],
-                     "arrayminus": [(c.mean - c.ci_low) if c.ci_low is not None else 0
-                                    for c in cs], "thickness": 1},
+                     "array": [_half(c.mean, c.ci_high) for c in cs],
+                     "arrayminus": [_half(c.mean, c.ci_low) for c in cs], "thickness": 1},
             text=[c.config for c in cs],
             hovertemplate="%{text}<br>train %{x:.4f}<br>test %{y:.4f}<extra></extra>"))
     if done:

@@ -308,3 +308,27 @@ def test_output_that_cannot_be_written(finished, tmp_path, capsys, where):
     line = _one_line_error(capsys)
     assert line.startswith(f"noise-search: error: cannot write the report to '{target}'")
     assert not target.is_file()
+
+
+def test_regression_study_minimizes_and_explains_the_missing_boundary(write_study, sqlite_url,
+                                                                     tmp_path):
+    path = write_study()
+    assert main(["run", str(path), "--storage", sqlite_url, "--quiet", "--study-name", "reg",
+                 "--set", 'data.dataset="friedman1"', "--set", "data.n_features=5"]) == 0
+    study = optuna.load_study(study_name="reg", storage=open_storage(sqlite_url))
+    data = report.collect(study)
+    assert data.direction == "minimize" and data.metric == "rmse"
+    means = [c.mean for c in data.completed]
+    assert means == sorted(means) and data.best.mean == min(means)  # best = lowest error
+    assert data.boundaries == () and data.points is None
+    assert data.notes == ("decision boundaries are drawn for 2-D data only; this dataset has "
+                          "5 features",)
+    figs = report.figures(data)
+    assert [f.id for f in figs] == FIGURE_IDS[:5]
+    # Lower is better: the colour scale is reversed so that blue still means better.
+    low_colour = figs[0].figure.data[0].colorscale[0][1]
+    r, _, blue = (int(v) for v in re.findall(r"\d+", low_colour))
+    assert blue > r, low_colour
+    out = tmp_path / "reg.html"
+    assert main(["report", "reg", "--storage", sqlite_url, "-o", str(out), "--quiet"]) == 0
+    assert "2-D data only" in out.read_text()
