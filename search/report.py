@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats as sps
+from scipy.special import expit
 
 from search import results as results_module
 from search.errors import NoiseSearchError
@@ -312,7 +313,7 @@ def _boundaries(data: ReportData, progress: Progress | None,
         cfg = fast.step_config(spec, dataset, noise)
         logits = fast.forward(cfg, params, grid).numpy()[0]
         if dataset.task == "binary":
-            z = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            z = expit(logits[:, 0])  # logistic without overflow for large logits
             kind = "probability"
         else:
             z = np.argmax(logits, axis=1).astype(np.float64)
