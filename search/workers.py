@@ -68,7 +68,7 @@ def _catch_interrupts(stopping: threading.Event) -> dict[int, Any]:
         stopping.set()
         raise KeyboardInterrupt
 
-    previous = {}
+    previous: dict[int, Any] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, interrupt)
     return previous
