@@ -209,7 +209,7 @@ class DataSpec:
     target: str | None = _key(optional(string()), None)
     task: str | None = _key(optional(choice("classification", "regression")), None)
     # Regression targets scaled like the features, fitted on the training rows ("none" when
-    # absent). Unscaled targets such as make_regression's (sd ~100) leave Adam at lr 0.001
+    # absent). Unscaled targets such as make_regression's (sd ~150) leave Adam at lr 0.001
     # thousands of epochs from the right output scale; with "standard", rmse / mse and the
     # targets' σ are in units of the training targets' standard deviation.
     scale_target: str | None = _key(
