@@ -112,7 +112,10 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
 
             run_workers(spec, resolve_url(storage), workers, on_done=on_done)
         else:
-            runner.run(on_done=on_done)
+            from search.workers import catch_interrupts
+
+            with catch_interrupts() as stop:
+                runner.run(on_done=on_done, stop=stop)
     finally:
         bar.close()
     from search.results import collect

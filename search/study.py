@@ -300,6 +300,9 @@ class StudyRunner:
             retrying(lambda: self.study.tell(trial, summary.mean, skip_if_finished=True), what)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # finished meanwhile: by an earlier attempt of ours, or by another worker
+        except KeyboardInterrupt:
+            self._fail_quietly(trial, "interrupted")
+            raise
         state = retrying(lambda: self.storage.get_trial(trial._trial_id).state, what)
         if state != TrialState.COMPLETE:
             # Our heartbeat did not reach the storage for longer than the grace period (an

@@ -10,13 +10,14 @@ exits. A worker that dies without notice leaves a trial that goes stale and is r
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from search.errors import NoiseSearchError
@@ -49,29 +50,36 @@ def run_workers(spec: StudySpec, url: str, n: int,
     KeyboardInterrupt after stopping the workers if the parent is interrupted.
     """
     check_shareable(url)
-    stopping = threading.Event()
-    previous = _catch_interrupts(stopping)
-    try:
+    with catch_interrupts() as stopping:
         _supervise(spec, url, n, on_done, stopping)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
-def _catch_interrupts(stopping: threading.Event) -> dict[int, Any]:
-    """Ctrl-C / SIGTERM raise KeyboardInterrupt and set ``stopping``, which is checked too: an
-    interrupt raised inside a finalizer is swallowed by Python ("Exception ignored")."""
+@contextlib.contextmanager
+def catch_interrupts() -> Iterator[threading.Event]:
+    """Inside: Ctrl-C and SIGTERM raise KeyboardInterrupt *and* set the event yielded.
+
+    Python swallows an exception raised inside a finalizer ("Exception ignored in ..."), and a
+    signal handler can run there; the event is the backstop: `StudyRunner.run(stop=...)`
+    stops at the next check, and the swallowed interrupt is not printed as a traceback.
+    """
+    stopping = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        return {}
+        yield stopping
+        return
 
     def interrupt(signum: int, frame: Any) -> None:
         stopping.set()
         raise KeyboardInterrupt
 
-    previous: dict[int, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, interrupt)
-    return previous
+    previous = {signum: signal.signal(signum, interrupt)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _ignore_swallowed_interrupt
+    try:
+        yield stopping
+    finally:
+        sys.unraisablehook = previous_hook
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _supervise(spec: StudySpec, url: str, n: int,

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from search.storage import open_storage
 from tests.conftest import TINY_STUDY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +133,16 @@ def _service(name: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]
     return argv, environment
 
 
+def _study_trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    storage = open_storage(url)  # with the schema lock: a worker may be creating the tables
+    try:
+        if "tiny" not in [s.study_name for s in storage.get_all_studies()]:
+            return []
+        return optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,11 +150,13 @@ def _free_port() -> int:
 
 
 def test_worker_and_dashboard_commands_run_against_postgres(postgres_url, tmp_path):
-    """Two copies of the worker's command (as `--scale worker=2`) complete a tiny study; the
-    dashboard's command then serves it over HTTP on 127.0.0.1."""
+    """The worker's command stopped as `docker stop` does (SIGTERM) fails its trial cleanly;
+    run again (a restarted container) it completes the tiny study, that trial's configuration
+    included; the dashboard's command serves the study on 127.0.0.1. (Several workers at
+    once: tests/test_workers.py.)"""
     (tmp_path / "studies").mkdir()
     (tmp_path / "studies" / "tiny.toml").write_text(TINY_STUDY.replace("epochs = 20",
-                                                                       "epochs = 10"))
+                                                                       "epochs = 1500"))
     compose_env = {**_example(), "STUDY_FILE": "studies/tiny.toml", "NOISE_SEARCH_HEARTBEAT": "2"}
     argv, environment = _service("worker", compose_env)
     # The storage the service would use is the compose network's PostgreSQL; here, ours.
@@ -151,15 +164,29 @@ def test_worker_and_dashboard_commands_run_against_postgres(postgres_url, tmp_pa
     assert "@postgres:5432/" in environment["NOISE_SEARCH_STORAGE"]
     env = {**os.environ, **environment, "NOISE_SEARCH_STORAGE": postgres_url,
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    workers = [subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    for w in workers:
-        out, _ = w.communicate(timeout=240)
-        assert w.returncode == 0, out[-2000:]
-    study = optuna.load_study(study_name="tiny", storage=postgres_url)
-    complete = Counter(t.user_attrs["config"] for t in study.trials
+
+    stopped = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline, running = time.monotonic() + 120, []
+    while not running and time.monotonic() < deadline and stopped.poll() is None:
+        time.sleep(0.3)
+        running = [t for t in _study_trials(postgres_url)
+                   if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+    assert running, "the worker did not start a trial"
+    stopped.send_signal(signal.SIGTERM)
+    out, _ = stopped.communicate(timeout=120)
+    assert stopped.returncode == 130 and "Traceback" not in out, out[-2000:]
+    (interrupted,) = [t for t in _study_trials(postgres_url) if t.number == running[0].number]
+    assert interrupted.state == TrialState.FAIL
+    assert interrupted.user_attrs["failure"] == "interrupted"
+
+    again = subprocess.run(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=240)
+    assert again.returncode == 0, again.stdout[-2000:]
+    complete = Counter(t.user_attrs["config"] for t in _study_trials(postgres_url)
                        if t.state == TrialState.COMPLETE)
     assert len(complete) == 5 and set(complete.values()) == {1}
+    assert interrupted.user_attrs["config"] in complete
 
     argv, environment = _service("dashboard", compose_env)
     port = _free_port()
