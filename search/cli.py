@@ -73,11 +73,10 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         from search.workers import check_shareable
 
         check_shareable(resolve_url(storage))
-    rdb = open_storage(storage)
-
     from search.data import load_dataset
 
-    load_dataset(spec)  # bad CSV data fails here, before a study is created
+    load_dataset(spec)  # bad CSV data fails here, before the storage is opened or created
+    rdb = open_storage(storage)
     from search.study import StudyRunner
 
     runner = StudyRunner(spec, rdb)

@@ -108,20 +108,6 @@ class NoiseConfig:
         parts = ",".join(f"{site.value}={format_std(sigma)}" for site, sigma in self.sigmas)
         return f"{self.placement}:{parts}"
 
-    def optuna_params(self) -> dict[str, object]:
-        """Trial parameters as optuna-dashboard shows them: placement, then σ (shared or per site)
-        """
-        params: dict[str, object] = {"placement": self.placement}
-        if self.is_baseline:
-            return params
-        shared = self.shared_std
-        if shared is not None:
-            params["std"] = shared
-        else:
-            for site, sigma in self.sigmas:
-                params[f"std_{site.value}"] = sigma
-        return params
-
 
 def baseline(kind: str = "additive") -> NoiseConfig:
     return NoiseConfig(sigmas=(), kind=kind)

@@ -27,12 +27,14 @@ from optuna.trial import FrozenTrial, TrialState
 from search import engine, stats, views
 from search import spec as spec_module
 from search.data import Dataset, load_dataset
+from search.engine._common import ENGINE_VERSION
 from search.errors import NoiseSearchError
 from search.noise import BASELINE, NoiseConfig, Site, parse_config_key, parse_placement
 from search.spec import StudySpec
 from search.storage import retrying, study_lock
 
 SPEC_ATTR = "spec"
+ENGINE_VERSION_ATTR = "engine_version"
 GRID_ATTR = "grid"
 CURVES_ATTR = "noise_search:curves"  # system attr: per-repeat curves, kept out of the dashboard
 CONFIG_ATTR = "config"
@@ -76,40 +78,49 @@ def _std_range(grid: tuple[float, ...], sampled: bool) -> tuple[float, float, bo
     return low, max(high, low), True
 
 
-def _suggest(trial: optuna.Trial, spec: StudySpec) -> NoiseConfig:
-    """The trial's configuration, recorded as its parameters (placement, then σ).
+def trial_params(config: NoiseConfig, spec: StudySpec) -> dict[str, object]:
+    """The parameters optuna-dashboard shows for a configuration: placement, then σ.
 
-    Queued trials carry their configuration; for tpe / random the sampler draws
-    it. The baseline has no parameters: "none" is not a placement to sample.
+    Sites that share the study's grid (`noise.std`) share one parameter `std`; a
+    site with its own grid in `[noise.site_std]` gets `std_<site>`, whose range is
+    that grid's. The baseline has no parameters: "none" is not a placement to sample.
     """
-    sampled = spec.study.sampler != "grid"
+    if config.is_baseline:
+        return {}
+    per_site = dict(spec.noise.site_std)
+    params: dict[str, object] = {"placement": config.placement}
+    for site, sigma in config.sigmas:
+        params[f"std_{site.value}" if site.value in per_site else "std"] = sigma
+    return params
+
+
+def _suggest_param(trial: optuna.Trial, name: str, spec: StudySpec) -> Any:
+    """Suggest one parameter of `trial_params` (a queued trial gets its fixed value back)."""
+    if name == "placement":
+        return trial.suggest_categorical("placement", list(spec.noise.placements))
+    grid = spec.noise.std if name == "std" else dict(spec.noise.site_std)[name[len("std_"):]]
+    low, high, log = _std_range(grid, sampled=spec.study.sampler != "grid")
+    return trial.suggest_float(name, low, high, log=log)
+
+
+def _suggest(trial: optuna.Trial, spec: StudySpec) -> NoiseConfig:
+    """The trial's configuration, recorded as its parameters.
+
+    Queued trials carry their configuration; for tpe / random the sampler draws it.
+    """
     key = trial.user_attrs.get(CONFIG_ATTR)
     if key is not None:
         config = parse_config_key(key, spec.noise.kind)
-        params = config.optuna_params()
-        if config.is_baseline:
-            return config
-        trial.suggest_categorical("placement", list(spec.noise.placements))
-        grids = {"std": spec.noise.std, **{f"std_{s}": g for s, g in spec.noise.site_std}}
-        for name in params:
-            if name != "placement":
-                low, high, log = _std_range(grids[name], sampled)
-                trial.suggest_float(name, low, high, log=log)
+        for name in trial_params(config, spec):
+            _suggest_param(trial, name, spec)
         return config
-    placement = trial.suggest_categorical("placement", list(spec.noise.placements))
-    sites = parse_placement(str(placement))
+    sites = parse_placement(str(_suggest_param(trial, "placement", spec)))
     per_site = dict(spec.noise.site_std)
-    shared: float | None = None
     sigmas = []
     for site in sites:
-        if site.value in per_site:
-            low, high, log = _std_range(per_site[site.value], sampled)
-            sigmas.append((site, trial.suggest_float(f"std_{site.value}", low, high, log=log)))
-        else:
-            if shared is None:
-                low, high, log = _std_range(spec.noise.std, sampled)
-                shared = trial.suggest_float("std", low, high, log=log)
-            sigmas.append((site, shared))
+        name = f"std_{site.value}" if site.value in per_site else "std"
+        # Sites without their own grid share one σ: suggesting "std" again returns it.
+        sigmas.append((site, float(_suggest_param(trial, name, spec))))
     return NoiseConfig(tuple(sigmas), spec.noise.kind)
 
 
@@ -218,8 +229,9 @@ class StudyRunner:
         with study_lock(self.storage, self.study.study_name):
             optuna.storages.fail_stale_trials(self.study)
             if self.spec.study.sampler == "grid":
-                return _enqueue_missing(self.study, self.grid())
-            return _enqueue_missing(self.study, [NoiseConfig((), self.spec.noise.kind)])
+                return _enqueue_missing(self.study, self.spec, self.grid())
+            return _enqueue_missing(self.study, self.spec,
+                                    [NoiseConfig((), self.spec.noise.kind)])
 
     def run(self, on_done: Callable[[TrialOutcome], None] | None = None,
             poll_seconds: float = 2.0,
@@ -395,7 +407,7 @@ def _holder(trials: list[FrozenTrial], trial: FrozenTrial) -> FrozenTrial | None
     return None
 
 
-def _enqueue_missing(study: optuna.Study, configs: list[NoiseConfig]) -> int:
+def _enqueue_missing(study: optuna.Study, spec: StudySpec, configs: list[NoiseConfig]) -> int:
     """Queue each configuration that is neither done, queued nor running. Returns how many."""
     trials = study.get_trials(deepcopy=False)
     taken = _done_keys(trials)
@@ -408,8 +420,8 @@ def _enqueue_missing(study: optuna.Study, configs: list[NoiseConfig]) -> int:
     for config in configs:
         if config.key in taken:
             continue
-        study.enqueue_trial(config.optuna_params(), user_attrs={CONFIG_ATTR: config.key,
-                                                                "kind": config.kind},
+        study.enqueue_trial(trial_params(config, spec), user_attrs={CONFIG_ATTR: config.key,
+                                                                    "kind": config.kind},
                             skip_if_exists=False)
         added += 1
     return added
@@ -447,6 +459,13 @@ def _open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.
                 "choose another name with --study-name"
             ) from None
         diffs = spec_module.differences(stored, current)
+        stored_version = study.user_attrs.get(ENGINE_VERSION_ATTR, 1)
+        if not diffs and stored_version != ENGINE_VERSION:
+            raise NoiseSearchError(
+                f"study {name!r} was run by engine version {stored_version} and this is version "
+                f"{ENGINE_VERSION}, whose random streams differ; results would mix. Start a new "
+                "study with --study-name"
+            ) from None
         if diffs:
             raise NoiseSearchError(
                 f"study {name!r} was created from a different spec: {'; '.join(diffs[:3])}"
@@ -460,6 +479,7 @@ def _open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.
 
 def _describe(study: optuna.Study, spec: StudySpec) -> None:
     study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    study.set_user_attr(ENGINE_VERSION_ATTR, ENGINE_VERSION)
     study.set_user_attr("metric", spec.metric)
     study.set_user_attr("grid", [c.key for c in spec.configurations()]
                         if spec.study.sampler == "grid" else [BASELINE])

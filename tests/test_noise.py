@@ -25,11 +25,8 @@ def test_bad_config_keys(bad):
         parse_config_key(bad)
 
 
-def test_std_value_and_params():
+def test_std_value():
     shared = NoiseConfig(((Site.INPUT, 0.1), (Site.HIDDEN_PRE, 0.1)))
     assert shared.std_value() == 0.1
-    assert shared.optuna_params() == {"placement": "input+hidden_pre", "std": 0.1}
     mixed = NoiseConfig(((Site.INPUT, 0.1), (Site.HIDDEN_PRE, 0.2)))
     assert mixed.std_value() == {"input": 0.1, "hidden_pre": 0.2}
-    assert mixed.optuna_params() == {"placement": "input+hidden_pre", "std_input": 0.1,
-                                     "std_hidden_pre": 0.2}

@@ -26,7 +26,7 @@ from search.cli import main
 from search.engine import train as engine_train
 from search.errors import NoiseSearchError
 from search.storage import mask_password, open_storage
-from search.study import CONFIG_ATTR, SPEC_ATTR, StudyRunner, open_study
+from search.study import CONFIG_ATTR, SPEC_ATTR, StudyRunner, open_study, trial_params
 
 
 def _trials(url: str, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
@@ -92,7 +92,7 @@ def test_a_duplicate_in_the_queue_is_never_trained(write_study, storage_url):
     runner.recover()
     first = spec.configurations()[1]
     # What an enqueue retried after a lost acknowledgement leaves behind.
-    runner.study.enqueue_trial(first.optuna_params(),
+    runner.study.enqueue_trial(trial_params(first, spec),
                                user_attrs={CONFIG_ATTR: first.key, "kind": first.kind})
     runner.run()
     assert sorted(trained) == sorted(c.key for c in spec.configurations())

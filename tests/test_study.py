@@ -167,3 +167,30 @@ def test_storage_from_environment(write_study, sqlite_url, monkeypatch):
 def test_default_storage_is_sqlite_in_working_directory(write_study, tmp_path):
     assert main(["run", str(write_study()), "--quiet"]) == 0
     assert (tmp_path / "noise-search.db").exists()
+
+
+def test_site_grids_are_their_own_parameters(write_study, sqlite_url, recwarn):
+    path = write_study()
+    assert _run(path, sqlite_url, "--set", "noise.site_std.input=[0.01, 0.02]") == 0
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
+    by_key = {t.user_attrs["config"]: t for t in study.trials}
+    assert set(by_key) == {"none", "input:0.01", "input:0.02", "hidden_pre:0.1", "hidden_pre:0.3"}
+    site = by_key["input:0.01"]
+    assert site.params == {"placement": "input", "std_input": 0.01}
+    assert (site.distributions["std_input"].low, site.distributions["std_input"].high) == (
+        0.01, 0.02)
+    shared = by_key["hidden_pre:0.3"]
+    assert shared.params == {"placement": "hidden_pre", "std": 0.3}
+    assert (shared.distributions["std"].low, shared.distributions["std"].high) == (0.1, 0.3)
+    assert not [w for w in recwarn if "out of range" in str(w.message)]
+
+
+def test_study_from_another_engine_version_is_refused(finished, capsys):
+    path, url = finished
+    study = optuna.load_study(study_name="tiny", storage=url)
+    assert study.user_attrs["engine_version"] >= 2
+    study.set_user_attr("engine_version", 1)
+    assert _run(path, url) == 2
+    err = capsys.readouterr().err
+    assert "engine version 1" in err and "--study-name" in err and "Traceback" not in err
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 5

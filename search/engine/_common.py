@@ -23,6 +23,11 @@ RMSPROP_RHO = 0.9
 
 CURVE_NAMES = ("test_metric", "train_metric", "test_loss", "train_loss")
 
+# Stored with every study. Bump it whenever the same study file would produce other numbers
+# (random streams, data order, initial weights, a training step), so that a study is never
+# resumed across such a change with old and new trials mixed.
+ENGINE_VERSION = 2
+
 
 def learning_rate(model: ModelSpec) -> float:
     if model.learning_rate is not None:
