@@ -31,6 +31,25 @@ std = [0.1, 0.3]
 """
 
 
+# The figures `noise-search report` makes and saves for optuna-dashboard, in order.
+REPORT_FIGURE_IDS = ["noise-search-1-heatmap", "noise-search-2-sigma", "noise-search-3-repeats",
+                     "noise-search-4-curves", "noise-search-5-gap", "noise-search-6-boundary"]
+
+
+@pytest.fixture(scope="module")
+def finished_tiny_study(tmp_path_factory) -> str:
+    """Storage URL of a finished TINY_STUDY (baseline + 2 placements × 2 σ, 3 repeats), one per
+    test module; `run` has saved its figures and note for optuna-dashboard as its last step."""
+    from search.cli import main
+
+    root = tmp_path_factory.mktemp("finished")
+    path = root / "tiny.toml"
+    path.write_text(TINY_STUDY)
+    url = f"sqlite:///{root / 'studies.db'}"
+    assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
+    return url
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's storage or writes into the repository."""

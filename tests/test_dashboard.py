@@ -17,22 +17,14 @@ from pathlib import Path
 import pytest
 
 from search.cli import main
-from tests.conftest import TINY_STUDY
+from tests.conftest import REPORT_FIGURE_IDS as FIGURE_IDS
 
-FIGURE_IDS = ["noise-search-1-heatmap", "noise-search-2-sigma", "noise-search-3-repeats",
-              "noise-search-4-curves", "noise-search-5-gap", "noise-search-6-boundary"]
 CLI = [sys.executable, "-c", "import sys; from search.cli import main; sys.exit(main())"]
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> str:
-    """A finished tiny study; `run` saves the figures and note into it as its last step."""
-    root = tmp_path_factory.mktemp("dashboard")
-    path = root / "tiny.toml"
-    path.write_text(TINY_STUDY)
-    url = f"sqlite:///{root / 'studies.db'}"
-    assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
-    return url
+def finished(finished_tiny_study) -> str:
+    return finished_tiny_study
 
 
 def _free_port() -> int:

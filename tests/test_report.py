@@ -23,22 +23,14 @@ from search import report
 from search.cli import main
 from search.storage import open_storage
 from search.study import CURVES_ATTR
-from tests.conftest import TINY_STUDY
+from tests.conftest import REPORT_FIGURE_IDS as FIGURE_IDS
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-FIGURE_IDS = ["noise-search-1-heatmap", "noise-search-2-sigma", "noise-search-3-repeats",
-              "noise-search-4-curves", "noise-search-5-gap", "noise-search-6-boundary"]
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> str:
-    """A finished tiny study (baseline + 2 placements × 2 σ, 3 repeats); its storage URL."""
-    root = tmp_path_factory.mktemp("report")
-    path = root / "tiny.toml"
-    path.write_text(TINY_STUDY)
-    url = f"sqlite:///{root / 'studies.db'}"
-    assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
-    return url
+def finished(finished_tiny_study) -> str:
+    return finished_tiny_study
 
 
 @pytest.fixture(scope="module")
