@@ -301,20 +301,34 @@ def _build_report(study: Any, quiet: bool, boundaries: bool = True) -> tuple[Any
     return data, figs
 
 
+# Study user attr: which completed trials the saved dashboard figures show.
+DASHBOARD_STAMP_ATTR = "dashboard_figures_for"
+
+
 def _save_to_dashboard_after_run(study: Any, quiet: bool) -> None:
     """The run's last step: figures and summary into the study for optuna-dashboard.
 
-    The results are stored already, so a failure here is reported, not fatal.
+    Skipped when the saved figures already show every completed trial (a resume with nothing
+    to do, or the other workers of a study that one of them has just drawn): drawing retrains
+    two configurations. The results are stored already, so a failure here is reported, not
+    fatal.
     """
     from search import report
     from search.results import collect
 
-    if not collect(study).completed:
+    completed = collect(study).completed
+    if not completed:
         return
+    stamp = ",".join(str(n) for n in sorted(r["trial"] for r in completed))
+    if study.user_attrs.get(DASHBOARD_STAMP_ATTR) == stamp:
+        return
+    # Claimed before drawing, so that workers finishing together draw once.
+    study.set_user_attr(DASHBOARD_STAMP_ATTR, stamp)
     try:
         data, _ = _build_report(study, quiet)
         saved = report.save_to_dashboard(study, data)
     except Exception as exc:  # noqa: BLE001 - any failure: the study itself is intact
+        study.set_user_attr(DASHBOARD_STAMP_ATTR, "")
         click.echo(f"noise-search: warning: figures for optuna-dashboard not saved: {exc}",
                    err=True)
         return

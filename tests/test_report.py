@@ -324,3 +324,21 @@ def test_regression_study_minimizes_and_explains_the_missing_boundary(write_stud
     out = tmp_path / "reg.html"
     assert main(["report", "reg", "--storage", sqlite_url, "-o", str(out), "--quiet"]) == 0
     assert "2-D data only" in out.read_text()
+
+
+def test_run_draws_dashboard_figures_once_per_set_of_completed_trials(write_study, sqlite_url,
+                                                                      capsys):
+    path = write_study()
+    assert main(["run", str(path), "--storage", sqlite_url]) == 0
+    assert "saved 6 figures" in capsys.readouterr().out
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
+    assert study.user_attrs["dashboard_figures_for"] == ",".join(
+        str(t.number) for t in study.trials)
+    # A resume with nothing to do does not retrain and redraw.
+    assert main(["run", str(path), "--storage", sqlite_url]) == 0
+    assert "saved 6 figures" not in capsys.readouterr().out
+    from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
+
+    storage = open_storage(sqlite_url)
+    attrs = storage.get_study_system_attrs(storage.get_study_id_from_name("tiny"))
+    assert sorted(get_plotly_graph_objects(attrs)) == FIGURE_IDS
