@@ -161,6 +161,8 @@ class StudyRunner:
         self.spec = spec
         self.storage = storage
         self.data = load_dataset(spec)
+        if train is None:
+            engine.load(spec.study.engine)  # TensorFlow loads now, before a trial is taken
         self._train = train or engine.train
         self._stop: threading.Event | None = None
         self.study = open_study(spec, storage)

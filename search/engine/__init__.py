@@ -7,6 +7,7 @@ engine is tested against.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from search.engine._common import TrainResult
@@ -16,15 +17,25 @@ if TYPE_CHECKING:
     from search.noise import NoiseConfig
     from search.spec import StudySpec
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "load", "train"]
+
+
+def load(engine: str) -> ModuleType:
+    """Import the engine a study names (and with it TensorFlow, which takes seconds).
+
+    A worker calls this before it takes a trial, so that no trial is held while TensorFlow
+    loads, and a stop signal never lands inside TensorFlow's import.
+    """
+    if engine == "keras":
+        from search.engine import keras_ref
+
+        return keras_ref
+    from search.engine import fast
+
+    return fast
 
 
 def train(spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
-    """Train with the engine the study file names (TensorFlow is imported only here)."""
-    if spec.study.engine == "keras":
-        from search.engine import keras_ref
-
-        return keras_ref.train(spec, data, config)
-    from search.engine import fast
-
-    return fast.train(spec, data, config)
+    """Train with the engine the study file names."""
+    result: TrainResult = load(spec.study.engine).train(spec, data, config)
+    return result
