@@ -99,7 +99,9 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         s = outcome.summary
         if outcome.config.is_baseline:
             baseline_mean[:] = [s.mean]
-        base = baseline_mean[0] if baseline_mean else _stored_baseline(runner)
+        elif not baseline_mean:
+            baseline_mean[:] = _stored_baseline(runner.study)  # once: finished in an earlier run
+        base = baseline_mean[0] if baseline_mean else None
         delta = f"  Δ {s.mean - base:+.4f} vs baseline" if base is not None else ""
         bar.write(f"  {outcome.config.key:<28} test {spec.metric} {_fmt(s.mean)} ± {_fmt(s.sd)} "
                   f"(95% CI {_fmt(s.ci_low)}–{_fmt(s.ci_high)}, n={s.n}){delta}  "
@@ -119,16 +121,27 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         bar.close()
     from search.results import collect
 
-    _print_summary(collect(runner.study))
-    _save_to_dashboard_after_run(runner.study, quiet)
+    results = collect(runner.study)
+    _print_summary(results)
+    _save_to_dashboard_after_run(runner.study, results, quiet)
     return 0
 
 
-def _stored_baseline(runner: Any) -> float | None:
-    from search.results import collect
+def _stored_baseline(study: Any) -> list[float]:
+    """[mean test metric of the completed baseline], or [] if it has not completed yet.
 
-    baseline = collect(runner.study).baseline
-    return baseline["mean"] if baseline else None
+    Read from the trial's stored mean, not through results.collect: that computes every
+    configuration's statistics, too much to do after each trial.
+    """
+    from optuna.trial import TrialState
+
+    from search.noise import BASELINE
+    from search.study import CONFIG_ATTR
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get(CONFIG_ATTR) == BASELINE:
+            return [trial.user_attrs["test_mean"]]
+    return []
 
 
 def _print_summary(results: Any) -> None:
@@ -305,7 +318,7 @@ def _build_report(study: Any, quiet: bool, boundaries: bool = True) -> tuple[Any
 DASHBOARD_STAMP_ATTR = "dashboard_figures_for"
 
 
-def _save_to_dashboard_after_run(study: Any, quiet: bool) -> None:
+def _save_to_dashboard_after_run(study: Any, results: Any, quiet: bool) -> None:
     """The run's last step: figures and summary into the study for optuna-dashboard.
 
     Skipped when the saved figures already show every completed trial (a resume with nothing
@@ -314,9 +327,8 @@ def _save_to_dashboard_after_run(study: Any, quiet: bool) -> None:
     fatal.
     """
     from search import report
-    from search.results import collect
 
-    completed = collect(study).completed
+    completed = results.completed
     if not completed:
         return
     stamp = ",".join(str(n) for n in sorted(r["trial"] for r in completed))

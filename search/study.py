@@ -62,13 +62,6 @@ class TrialOutcome:
     failure: str | None = None
 
 
-def config_of(trial: FrozenTrial) -> NoiseConfig | None:
-    key = trial.user_attrs.get(CONFIG_ATTR)
-    if key is None:
-        return None
-    return parse_config_key(key, trial.user_attrs.get("kind", "additive"))
-
-
 def _std_range(grid: tuple[float, ...], sampled: bool) -> tuple[float, float, bool]:
     """(low, high, log) of a σ parameter: the grid's span, log-scaled when a sampler draws it."""
     if not sampled:
