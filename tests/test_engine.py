@@ -110,3 +110,29 @@ def test_repeat_r_does_not_depend_on_how_many_repeats_train(tiny):
     np.testing.assert_allclose(a.curves["train_loss"], b.curves["train_loss"][:2], rtol=1e-6)
     np.testing.assert_allclose(a.test_loss, b.test_loss[:2], rtol=1e-6)
     assert not np.allclose(b.test_loss[2], b.test_loss[:2])
+
+
+def test_weights_are_repeat_0s_final_parameters_and_predict_reproduces_its_scores(tiny):
+    spec, data = tiny
+    config = parse_config_key("hidden_pre:0.1")
+    result, final = fast.train_with_weights(spec, data, config)
+    assert result.weights is not None
+    sizes = [data.n_features, *spec.model.hidden, data.n_outputs]
+    assert [w.shape for w in result.weights] == [
+        s for a, b in zip(sizes[:-1], sizes[1:]) for s in ((a, b), (b,))]
+    for got, (kernel, bias) in zip(zip(result.weights[::2], result.weights[1::2]), final):
+        assert got[0].dtype == np.float32
+        assert np.array_equal(got[0], kernel[0]) and np.array_equal(got[1], bias[0])
+    p = fast.predict(spec, data, result.weights, data.x_test)
+    assert p.shape == (len(data.x_test),) and np.all((p >= 0) & (p <= 1))
+    accuracy = np.mean((p > 0.5) == (data.y_test.ravel() > 0.5))
+    assert accuracy == result.test_metric[0]
+    # Another repeat's weights give other predictions: predict uses the weights it is given.
+    other = [a[1] for pair in final for a in pair]
+    assert not np.allclose(fast.predict(spec, data, other, data.x_test), p)
+
+
+def test_engine_interface(tiny):
+    assert fast.NAME == "fast"
+    assert fast.check(tiny[0]) == []
+    assert set(fast.SITES) == {s.value for s in Site}

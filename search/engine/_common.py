@@ -78,6 +78,9 @@ class TrainResult:
     curves: dict[str, np.ndarray]  # CURVE_NAMES -> (R, len(curve_epochs))
     diverged_at: np.ndarray  # (R,) epoch whose training loss was first not finite; 0 = never
     seconds: float
+    # Repeat 0's final parameters [W0, b0, W1, b1, ...], float32, kernels (in, out): enough to
+    # draw its decision boundary later (engine.predict) without training it again.
+    weights: tuple[np.ndarray, ...] | None = None
 
     @property
     def diverged(self) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from scipy.special import expit, softmax
 
 from search.data import Dataset
 from search.engine._common import (
@@ -49,6 +50,10 @@ from search.spec import StudySpec
 
 # One tf.function per program key is intended, not a retracing problem.
 tf.get_logger().setLevel("ERROR")
+
+NAME = "fast"
+# Every noise site: the engine draws its own noise, so no site depends on a Keras layer.
+SITES: tuple[str, ...] = tuple(site.value for site in Site)
 
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "relu": tf.nn.relu,
@@ -475,7 +480,34 @@ def train_with_weights(
         curves=arrays,
         diverged_at=bad.numpy().astype(np.int64),
         seconds=time.perf_counter() - started,
+        weights=tuple(np.array(p[0].numpy()) for p in final),
     )
     final_arrays = [p.numpy() for p in final]
     return result, [(final_arrays[i], final_arrays[i + 1]) for i in range(0, len(final_arrays), 2)]
 
+
+
+def check(spec: StudySpec) -> list[tuple[str, str]]:
+    """Problems this engine has with ``spec``, as (key, message tail): none, it trains every
+    site, kind, optimizer and model size the study file accepts."""
+    return []
+
+
+def predict(spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],
+            x: np.ndarray) -> np.ndarray:
+    """Clean forward pass of one model with parameters ``weights`` ([W0, b0, ...], kernels
+    (in, out), as ``TrainResult.weights``) on rows ``x`` (N, features).
+
+    Binary: P(class 1), (N,); multiclass: class probabilities, (N, K); regression: the
+    predictions, (N,) (or (N, outputs) for several targets).
+    """
+    cfg = StepConfig(activation=spec.model.activation, task=data.task, n_outputs=data.n_outputs,
+                     optimizer=spec.model.optimizer, sites=frozenset(), kind=spec.noise.kind)
+    params = [tf.constant(np.asarray(w, np.float32)[None]) for w in weights]  # one repeat
+    logits = forward(cfg, params, tf.constant(np.asarray(x, np.float32))).numpy()[0]
+    logits = logits.astype(np.float64)
+    if data.task == "binary":
+        return expit(logits[:, 0])  # the logistic without overflow for confident models
+    if data.task == "multiclass":
+        return softmax(logits, axis=1)
+    return logits[:, 0] if logits.shape[1] == 1 else logits
