@@ -9,16 +9,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from search import format as fmt_
 from search.errors import NoiseSearchError
+from search.interrupts import catch_interrupts, sigterm_as_interrupt
 
 # TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users; this must be
 # set before TensorFlow is first imported.
@@ -28,20 +28,6 @@ STORAGE_HELP = (
     "Database URL of the study storage (default: $NOISE_SEARCH_STORAGE, else "
     "sqlite:///noise-search.db in the working directory)."
 )
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _fmt_std(std: Any) -> str:
-    if isinstance(std, dict):
-        return ",".join(f"{site}={sigma:g}" for site, sigma in std.items())
-    return f"{std:g}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,13 +51,11 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
     from tqdm import tqdm
 
     from search import spec as spec_module
-    from search.storage import mask_password, open_storage, resolve_url
+    from search.storage import check_shareable, mask_password, open_storage, resolve_url
 
     # Validate everything the file says before touching storage or TensorFlow.
     spec = spec_module.load(study_file, list(overrides), study_name)
     if workers > 1:
-        from search.workers import check_shareable
-
         check_shareable(resolve_url(storage))
     from search.data import load_dataset
 
@@ -102,10 +86,10 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         elif not baseline_mean:
             baseline_mean[:] = _stored_baseline(runner.study)  # once: finished in an earlier run
         base = baseline_mean[0] if baseline_mean else None
-        delta = f"  Δ {s.mean - base:+.4f} vs baseline" if base is not None else ""
-        bar.write(f"  {outcome.config.key:<28} test {spec.metric} {_fmt(s.mean)} ± {_fmt(s.sd)} "
-                  f"(95% CI {_fmt(s.ci_low)}–{_fmt(s.ci_high)}, n={s.n}){delta}  "
-                  f"[{outcome.seconds:.1f} s]")
+        delta = f"  Δ {fmt_.signed(s.mean - base)} vs baseline" if base is not None else ""
+        bar.write(f"  {outcome.config.key:<28} test {spec.metric} {fmt_.number(s.mean)} "
+                  f"± {fmt_.number(s.sd)} (95% CI {fmt_.ci(s.ci_low, s.ci_high)}, n={s.n})"
+                  f"{delta}  [{outcome.seconds:.1f} s]")
 
     try:
         if workers > 1:
@@ -113,8 +97,6 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
 
             run_workers(spec, resolve_url(storage), workers, on_done=on_done)
         else:
-            from search.workers import catch_interrupts
-
             with catch_interrupts() as stop:
                 runner.run(on_done=on_done, stop=stop)
     finally:
@@ -151,10 +133,10 @@ def _print_summary(results: Any) -> None:
         click.echo("no configuration has completed yet")
         return
     best = completed[0]
-    line = (f"best: {best['config']} test {results.metric} {_fmt(best['mean'])} "
-            f"(95% CI {_fmt(best['ci_low'])}–{_fmt(best['ci_high'])})")
+    line = (f"best: {best['config']} test {results.metric} {fmt_.number(best['mean'])} "
+            f"(95% CI {fmt_.ci(best['ci_low'], best['ci_high'])})")
     if baseline is not None and best is not baseline:
-        line += f"; baseline {_fmt(baseline['mean'])}, Δ {best['diff']:+.4f}"
+        line += f"; baseline {fmt_.number(baseline['mean'])}, Δ {fmt_.signed(best['diff'])}"
     elif best is baseline:
         line += "; no noise configuration beats the baseline"
     click.echo(line)
@@ -188,43 +170,14 @@ def results(study_name: str, storage: str | None, fmt: str) -> int:
                              for k, v in row.items()})
         click.echo(buf.getvalue(), nl=False)
         return 0
-    header = ["placement", "std", f"mean {res.metric}", "sd", "95% CI", "bootstrap CI", "n",
-              "Δ baseline", "Δ 95% CI", "p", "p Holm", "d", "wins", "train", "state"]
-    table: list[list[str]] = [header]
-    for r in res.rows:
-        diff = f"{r['diff']:+.4f}" if r["diff"] is not None else "-"
-        wins = (f"{round(r['win_share'] * r['n'])}/{r['n']}" if r["win_share"] is not None
-                else "-")
-        table.append([r["placement"], _fmt_std(r["std"]), _fmt(r["mean"]), _fmt(r["sd"]),
-                      _fmt_ci(r["ci_low"], r["ci_high"]),
-                      _fmt_ci(r["bootstrap_ci_low"], r["bootstrap_ci_high"]), _fmt(r["n"]), diff,
-                      _fmt_ci(r["diff_ci_low"], r["diff_ci_high"], signed=True),
-                      _fmt_p(r["p_value"]), _fmt_p(r["p_holm"]), _fmt(r["cohen_d"], 2), wins,
-                      _fmt(r["train_mean"]), r["state"].lower()])
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     click.echo(f"study {res.name!r}: {len(res.completed)} of {res.grid_size or len(res.rows)} "
                f"configurations complete ({res.direction} {res.metric})")
-    for line in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+    for line in fmt_.aligned(fmt_.summary_table(res.rows, res.metric, fmt_.RESULTS_COLUMNS)):
+        click.echo(line)
     click.echo("")
-    click.echo("Δ = mean − baseline mean; Δ 95% CI and p: Welch's t-test; p Holm: adjusted over "
-               "all comparisons with the baseline; d: Cohen's d; wins: seeds better than the "
-               "baseline on the same seed")
+    click.echo(fmt_.TABLE_NOTE)
     click.echo(recommend(res).text)
     return 0
-
-
-def _fmt_ci(low: float | None, high: float | None, signed: bool = False) -> str:
-    if low is None or high is None:
-        return "-"
-    spec = "+.4f" if signed else ".4f"
-    return f"{low:{spec}}–{high:{spec}}"
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None:
-        return "-"
-    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
 
 
 @cli.command()
@@ -253,14 +206,15 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
     width = max(len(a), len(b))
     click.echo(f"study {res.name!r}: test {res.metric} ({res.direction}), A = {a}, B = {b}")
     for label, row in (("A", pair.a), ("B", pair.b)):
-        click.echo(f"  {label} {row['config']:<{width}}  mean {_fmt(row['mean'])}  "
-                   f"sd {_fmt(row['sd'])}  95% CI {_fmt_ci(row['ci_low'], row['ci_high'])}  "
-                   f"bootstrap {_fmt_ci(row['bootstrap_ci_low'], row['bootstrap_ci_high'])}  "
+        click.echo(f"  {label} {row['config']:<{width}}  mean {fmt_.number(row['mean'])}  "
+                   f"sd {fmt_.number(row['sd'])}  "
+                   f"95% CI {fmt_.ci(row['ci_low'], row['ci_high'])}  "
+                   f"bootstrap {fmt_.ci(row['bootstrap_ci_low'], row['bootstrap_ci_high'])}  "
                    f"n {row['n']}")
-    click.echo(f"  Δ = A − B {c.diff:+.4f}  95% CI "
-               f"{_fmt_ci(c.diff_ci_low, c.diff_ci_high, signed=True)} (Welch)  "
-               f"p {_fmt_p(c.p_value)} (Welch's t-test, this one comparison, unadjusted)  "
-               f"Cohen's d {_fmt(c.cohen_d, 2)}")
+    click.echo(f"  Δ = A − B {fmt_.signed(c.diff)}  95% CI "
+               f"{fmt_.ci(c.diff_ci_low, c.diff_ci_high, is_signed=True)} (Welch)  "
+               f"p {fmt_.p_value(c.p_value)} (Welch's t-test, this one comparison, unadjusted)  "
+               f"Cohen's d {fmt_.number(c.cohen_d, 2)}")
     if c.pairs:
         click.echo(f"  same seed: A better on {c.wins} of {c.pairs}, B better on {c.losses}, "
                    f"{c.ties} tied")
@@ -410,19 +364,13 @@ def dashboard(storage: str | None, host: str, port: int) -> int:
     return 0
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     from search.storage import mask_password
 
-    previous = signal.getsignal(signal.SIGTERM)
-    if threading_is_main():
-        signal.signal(signal.SIGTERM, _raise_interrupt)  # stop like Ctrl-C: the trial is failed
     try:
-        result = cli.main(args=argv, prog_name="noise-search", standalone_mode=False)
+        with sigterm_as_interrupt():  # stop like Ctrl-C: the trial in progress is failed
+            result = cli.main(args=argv, prog_name="noise-search", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except NoiseSearchError as exc:
         click.echo(f"noise-search: error: {mask_password(str(exc))}", err=True)
@@ -436,15 +384,6 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("noise-search: interrupted; the trial in progress is marked failed and will be "
                    "run again on resume", err=True)
         return 130
-    finally:
-        if threading_is_main():
-            signal.signal(signal.SIGTERM, previous)
-
-
-def threading_is_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,31 @@
-"""The one exception type a person sees as a message instead of a traceback."""
+"""The exception types a person sees as a one-line message instead of a traceback.
+
+Every error a user can act on is a NoiseSearchError; the subclasses say which part of the
+input or the environment to look at, for callers that want to tell them apart. The CLI
+prints ``str(error)`` on one line and exits with ``exit_code``; nothing else catches them,
+so library callers get normal exceptions.
+"""
 
 from __future__ import annotations
 
 
 class NoiseSearchError(Exception):
-    """A problem the user can act on: bad input, unknown study, unreachable storage.
-
-    The CLI prints ``str(error)`` on one line and exits non-zero; nothing else
-    catches it, so library callers get a normal exception.
-    """
+    """A problem the user can act on: bad input, unknown study, unreachable storage."""
 
     exit_code = 2
+
+
+class SpecError(NoiseSearchError):
+    """The study file (or a --set override) is invalid."""
+
+
+class StorageError(NoiseSearchError):
+    """The storage cannot be opened, reached or shared as asked."""
+
+
+class StudyError(NoiseSearchError):
+    """The study named does not exist, does not match, or has nothing to show yet."""
+
+
+class ReportError(NoiseSearchError):
+    """The report cannot be written where asked."""

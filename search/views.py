@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import zlib
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from search.noise import SITE_NAMES
+from search.storage.locks import lock_in_transaction
 
 VIEW_NAME = "noise_search_trials"
 
@@ -47,8 +47,6 @@ _COLUMNS: tuple[tuple[str, str | None], ...] = (
     ("failure", None),
 )
 
-# Any fixed 64-bit number: all workers of all noise-search versions must agree on it.
-_ADVISORY_LOCK = zlib.crc32(VIEW_NAME.encode())
 _COMMENT_PREFIX = "noise-search view "
 log = logging.getLogger("noise_search")
 
@@ -144,7 +142,7 @@ def _replace_postgresql(engine: sa.Engine, select: str, force: bool) -> bool:
         conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
         # Concurrent CREATE / DROP of one view can fail on PostgreSQL's catalogue ("tuple
         # concurrently updated", duplicate pg_type row); the lock makes workers take turns.
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
+        lock_in_transaction(conn, f"view:{VIEW_NAME}")
         if not force and _is_current(conn, "postgresql", select):
             return False
         # DROP + CREATE, not CREATE OR REPLACE: a new version may change or drop columns,

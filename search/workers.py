@@ -10,18 +10,17 @@ exits. A worker that dies without notice leaves a trial that goes stale and is r
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import queue
 import signal
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from search.errors import NoiseSearchError
-from search.storage import mask_password
+from search.interrupts import catch_interrupts, install_in_worker
+from search.storage import check_shareable, mask_password
 
 if TYPE_CHECKING:
     from search.spec import StudySpec
@@ -29,17 +28,6 @@ if TYPE_CHECKING:
 
 # Exit codes of a worker process.
 _OK, _ERROR, _INTERRUPTED = 0, 2, 130
-
-
-def check_shareable(url: str) -> None:
-    """Refuse a storage that other processes cannot open (in-memory SQLite)."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-        raise NoiseSearchError(
-            "--workers needs a storage the worker processes can share; an in-memory SQLite "
-            "database is private to one process. Use an SQLite file or PostgreSQL")
 
 
 def run_workers(spec: StudySpec, url: str, n: int,
@@ -52,34 +40,6 @@ def run_workers(spec: StudySpec, url: str, n: int,
     check_shareable(url)
     with catch_interrupts() as stopping:
         _supervise(spec, url, n, on_done, stopping)
-
-
-@contextlib.contextmanager
-def catch_interrupts() -> Iterator[threading.Event]:
-    """Inside: Ctrl-C and SIGTERM raise KeyboardInterrupt *and* set the event yielded.
-
-    Python swallows an exception raised inside a finalizer ("Exception ignored in ..."), and a
-    signal handler can run there; the event is the backstop: `StudyRunner.run(stop=...)`
-    stops at the next check, and the swallowed interrupt is not printed as a traceback.
-    """
-    stopping = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stopping
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        stopping.set()
-        raise KeyboardInterrupt
-
-    previous = {signum: signal.signal(signum, interrupt)
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    previous_hook, sys.unraisablehook = sys.unraisablehook, _ignore_swallowed_interrupt
-    try:
-        yield stopping
-    finally:
-        sys.unraisablehook = previous_hook
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _supervise(spec: StudySpec, url: str, n: int,
@@ -139,22 +99,6 @@ def _stop(procs: list[Any]) -> None:
                 pass
 
 
-_stop_requested = threading.Event()  # in a worker process: the parent asked it to stop
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    _stop_requested.set()
-    raise KeyboardInterrupt
-
-
-def _ignore_swallowed_interrupt(unraisable: Any) -> None:
-    """An interrupt raised inside a finalizer cannot propagate; `_stop_requested` takes over
-    (the run stops before its next trial), so it is not printed as a traceback."""
-    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        return
-    sys.__unraisablehook__(unraisable)
-
-
 def _watch_parent(parent: int) -> None:
     """A worker whose parent died (SIGKILL) stops like an interrupted one instead of lingering."""
     while True:
@@ -166,11 +110,7 @@ def _watch_parent(parent: int) -> None:
 
 def _worker(spec: StudySpec, url: str, events: Any, index: int, threads: str) -> None:
     """Body of one worker process."""
-    # Ctrl-C reaches the whole process group; the parent passes it on once, as SIGTERM, so a
-    # worker is never interrupted a second time while it records its failed trial.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    sys.unraisablehook = _ignore_swallowed_interrupt
+    stop_requested = install_in_worker()
     # N workers share the cores instead of each starting a thread per core (before TF loads).
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
@@ -182,7 +122,7 @@ def _worker(spec: StudySpec, url: str, events: Any, index: int, threads: str) ->
         from search.study import StudyRunner
 
         runner = StudyRunner(spec, open_storage(url))
-        runner.run(on_done=lambda outcome: events.put(("done", outcome)), stop=_stop_requested)
+        runner.run(on_done=lambda outcome: events.put(("done", outcome)), stop=stop_requested)
     except KeyboardInterrupt:
         code = _INTERRUPTED
     except NoiseSearchError as exc:

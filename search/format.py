@@ -1,0 +1,127 @@
+"""The one place numbers become text: means, σ, p-values, confidence intervals, the table.
+
+Every output (the `results` and `compare` tables, the run's progress lines, the
+recommendation, the HTML report and the dashboard note) formats through these functions,
+so one number reads the same everywhere. Undefined values (None, NaN) read as "-".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from search.noise import format_std
+
+MISSING = "-"
+DIGITS = 4  # metrics, their differences and CIs
+P_FIXED_DOWN_TO = 1e-4  # smaller p-values in scientific notation, so they never read as 0
+
+
+def _defined(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and not math.isfinite(value))
+
+
+def number(value: Any, digits: int = DIGITS) -> str:
+    """A metric or statistic: 0.8125; integers as they are; "-" when undefined."""
+    if not _defined(value):
+        return MISSING
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def signed(value: float | None, digits: int = DIGITS) -> str:
+    """A difference: +0.0125 / -0.0300."""
+    return f"{value:+.{digits}f}" if _defined(value) else MISSING
+
+
+def p_value(p: float | None, missing: str = MISSING) -> str:
+    """0.0312, 0.0001, 3.2e-07: four decimals, scientific below 1e-4."""
+    if not _defined(p):
+        return missing
+    assert p is not None
+    return f"{p:.4f}" if p >= P_FIXED_DOWN_TO else f"{p:.1e}"
+
+
+def std(value: float | Mapping[str, float]) -> str:
+    """σ of a configuration, exactly (reads back as the same float): 0.1, site=σ,site=σ."""
+    if isinstance(value, Mapping):
+        return ",".join(f"{site}={format_std(sigma)}" for site, sigma in value.items())
+    return format_std(float(value))
+
+
+def ci(low: float | None, high: float | None, is_signed: bool = False) -> str:
+    """A confidence interval: 0.7500–0.8750 (signed for a difference: -0.0100–+0.0300)."""
+    if not (_defined(low) and _defined(high)):
+        return MISSING
+    text = signed if is_signed else number
+    return f"{text(low)}–{text(high)}"
+
+
+def wins(row: Mapping[str, Any]) -> str:
+    """Seeds on which a configuration beat the baseline: 7/10."""
+    if row.get("win_share") is None or not row.get("n"):
+        return MISSING
+    return f"{round(row['win_share'] * row['n'])}/{row['n']}"
+
+
+# --- the summary table: one row per configuration ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str  # "{metric}" is replaced by the study's metric
+    cell: Callable[[Mapping[str, Any]], str]
+
+
+def _gap(row: Mapping[str, Any]) -> str:
+    if not (_defined(row.get("train_mean")) and _defined(row.get("mean"))):
+        return MISSING
+    return number(row["train_mean"] - row["mean"])
+
+
+COLUMNS: dict[str, Column] = {
+    "config": Column("configuration", lambda r: r["config"]),
+    "placement": Column("placement", lambda r: r["placement"]),
+    "std": Column("std", lambda r: std(r["std"])),
+    "mean": Column("mean {metric}", lambda r: number(r["mean"])),
+    "sd": Column("sd", lambda r: number(r["sd"])),
+    "ci": Column("95% CI", lambda r: ci(r["ci_low"], r["ci_high"])),
+    "bootstrap_ci": Column("bootstrap CI",
+                           lambda r: ci(r["bootstrap_ci_low"], r["bootstrap_ci_high"])),
+    "n": Column("n", lambda r: number(r["n"])),
+    "diff": Column("Δ baseline", lambda r: signed(r["diff"])),
+    "diff_ci": Column("Δ 95% CI", lambda r: ci(r["diff_ci_low"], r["diff_ci_high"], True)),
+    "p": Column("p", lambda r: p_value(r["p_value"])),
+    "p_holm": Column("p Holm", lambda r: p_value(r["p_holm"])),
+    "d": Column("d", lambda r: number(r["cohen_d"], 2)),
+    "wins": Column("wins", wins),
+    "train": Column("train", lambda r: number(r["train_mean"])),
+    "gap": Column("gap", _gap),
+    "state": Column("state", lambda r: str(r["state"]).lower()),
+}
+
+# The `results` table (all the statistics) and the report's table (fits a page, with the gap).
+RESULTS_COLUMNS = ("placement", "std", "mean", "sd", "ci", "bootstrap_ci", "n", "diff",
+                   "diff_ci", "p", "p_holm", "d", "wins", "train", "state")
+REPORT_COLUMNS = ("config", "n", "mean", "sd", "ci", "diff", "p", "p_holm", "d", "train", "gap",
+                  "state")
+TABLE_NOTE = ("Δ = mean − baseline mean; Δ 95% CI and p: Welch's t-test; p Holm: adjusted over "
+              "all comparisons with the baseline; d: Cohen's d; wins: seeds better than the "
+              "baseline on the same seed")
+
+
+def summary_table(rows: Sequence[Mapping[str, Any]], metric: str,
+                  columns: Sequence[str]) -> list[list[str]]:
+    """Header, then one list of cells per result row (as `analysis` makes them)."""
+    chosen = [COLUMNS[c] for c in columns]
+    return [[c.header.replace("{metric}", metric) for c in chosen],
+            *[[c.cell(row) for c in chosen] for row in rows]]
+
+
+def aligned(table: Sequence[Sequence[str]]) -> list[str]:
+    """A table as lines of left-aligned columns (the CLI's layout)."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]

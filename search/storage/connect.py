@@ -1,0 +1,127 @@
+"""Opening the storage, and the one retry policy for a database that went away.
+
+Storage is Optuna's RDB storage; this module adds what a worker needs around it: one-line
+errors when it cannot be reached, connection timeouts, tables created once when workers
+start together, and `retrying` to wait out a server restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import optuna
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from search.errors import StorageError
+from search.storage.locks import SCHEMA_LOCK, named_lock
+from search.storage.urls import (
+    first_line,
+    heartbeat_seconds,
+    mask_password,
+    remember_password,
+    resolve_url,
+)
+
+CONNECT_TIMEOUT_SECONDS = 5
+# How long a worker keeps retrying a storage call through a server outage before giving up.
+OUTAGE_PATIENCE_SECONDS = 120.0
+
+T = TypeVar("T")
+# One logger name for the storage package: tests and users filter on "search.storage".
+_log = logging.getLogger("search.storage")
+
+
+def _engine_kwargs(url: str) -> dict[str, object]:
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        # Wait for a lock rather than fail at once when another process writes.
+        return {"connect_args": {"timeout": 60}}
+    kwargs: dict[str, object] = {"pool_pre_ping": True}  # survive a server restart
+    if backend == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return kwargs
+
+
+def open_storage(url: str | None = None) -> optuna.storages.RDBStorage:
+    """Open (and create the tables of) the storage; a one-line error if it cannot be reached."""
+    url = resolve_url(url)
+    remember_password(url)
+    shown = mask_password(url)
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise StorageError(
+            f"storage URL {shown!r} is not a database URL; expected e.g. "
+            "'sqlite:///noise-search.db' or 'postgresql+psycopg://user@host/db'"
+        ) from None
+    interval = heartbeat_seconds()
+    # Heartbeats are what let a dead worker's trial be run again; Optuna marks them experimental.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        # Workers that start together on a fresh database would race to create its tables.
+        with _schema_lock(url):
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=interval,
+                grace_period=3 * interval,
+            )
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+        raise StorageError(f"cannot open storage {shown}: {first_line(exc)}") from None
+
+
+@contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """The named lock on a database whose Optuna storage does not exist yet."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, **{
+        k: v for k, v in _engine_kwargs(url).items() if k == "connect_args"})
+    try:
+        with named_lock(engine, SCHEMA_LOCK):
+            yield
+    finally:
+        engine.dispose()
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached (worth retrying), not bad data."""
+    for err in (exc, exc.__cause__, exc.__context__):
+        if isinstance(err, DBAPIError) and (err.connection_invalidated
+                                            or isinstance(err, sa.exc.OperationalError
+                                                          | sa.exc.InterfaceError)):
+            return True
+    return False
+
+
+def retrying(call: Callable[[], T], what: str,
+             patience: float = OUTAGE_PATIENCE_SECONDS) -> T:
+    """Run a storage call, retrying while the database server is unreachable.
+
+    A restart of the server or a dropped connection is waited out (with back-off) for up to
+    ``patience`` seconds; then the worker stops with a one-line error. Errors that are not about
+    reaching the server are raised at once. Calls must be safe to repeat.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.25
+    while True:
+        try:
+            return call()
+        except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            if not _is_transient(exc):
+                raise
+            reason = first_line(exc.__cause__ or exc)
+            if delay == 0.25:
+                _log.warning("noise-search: storage unreachable while %s; retrying for up to "
+                             "%.0f s: %s", what, patience, reason)
+            if time.monotonic() + delay > deadline:
+                raise StorageError(
+                    f"lost the storage while {what} and it did not come back within "
+                    f"{patience:.0f} s: {reason}") from None
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
