@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search import engine
 from search.errors import NoiseSearchError
 from search.noise import KINDS, SITE_NAMES, NoiseConfig, expand_grid, parse_placement
 
@@ -184,7 +185,7 @@ class StudySection:
     repeats: int = _key(integer(1), 30)
     sampler: str = _key(choice("grid", "tpe", "random"), "grid")
     n_trials: int = _key(integer(1), 50)
-    engine: str = _key(choice("fast", "keras"), "fast")
+    engine: str = _key(choice(*engine.NAMES), "fast")
     record_every: int = _key(integer(1), 10)
     metric: str | None = _key(optional(choice(*CLASSIFICATION_METRICS, *REGRESSION_METRICS)), None)
 
@@ -252,10 +253,6 @@ DATASET_KEYS: dict[str, frozenset[str]] = {
     "csv": frozenset({"path", "target", "task"}),
 }
 _COMMON_DATA_KEYS = frozenset({"dataset", "n_train", "scale", "scale_target"})
-
-# Keras has layers (GaussianNoise, GaussianDropout) for these sites only; the reference engine
-# refuses the others rather than train something that is not the tutorial's code path.
-KERAS_ENGINE_SITES = ("input", "hidden_pre", "hidden_post")
 
 SECTIONS: dict[str, type] = {
     "study": StudySection,
@@ -480,8 +477,7 @@ def _check_across_keys(spec: StudySpec, data_table: Mapping[str, Any], src: str)
         raise SpecError(
             f"{src}: 'data.scale_target' applies to regression only ('none' otherwise); got "
             f"{data.scale_target!r} for a {spec.task} problem")
-    if spec.study.engine == "keras":
-        _check_keras_engine(spec, src)
+    _check_engine(spec, src)
     placements = spec.noise.placements
     if len(set(placements)) != len(placements):
         raise SpecError(
@@ -491,29 +487,19 @@ def _check_across_keys(spec: StudySpec, data_table: Mapping[str, Any], src: str)
                         "must give at least one configuration besides the baseline")
 
 
-def _check_keras_engine(spec: StudySpec, src: str) -> None:
+def _check_engine(spec: StudySpec, src: str) -> None:
+    """Ask the engine the study names (its light declarations: no TensorFlow import)."""
+    declared = engine.limits(spec.study.engine)
     for placement in spec.noise.placements:
-        other = [site for site in placement.split("+") if site not in KERAS_ENGINE_SITES]
+        other = [site for site in placement.split("+") if site not in declared.SITES]
         if other:
+            able = [name for name in engine.NAMES if other[0] in engine.limits(name).SITES]
             raise SpecError(
-                f"{src}: 'study.engine' = 'keras' supports noise on "
-                f"{', '.join(KERAS_ENGINE_SITES)} only (use engine 'fast' for {other[0]}); "
-                f"got placement {placement!r} in 'noise.placements'")
-    grids = [("noise.std", spec.noise.std),
-             *((f"noise.site_std.{site}", grid) for site, grid in spec.noise.site_std)]
-    for key, grid in grids:
-        sigma = max(grid)
-        if spec.noise.kind == "additive" and sigma > 1:
-            # keras.layers.GaussianNoise refuses stddev outside [0, 1].
-            raise SpecError(
-                f"{src}: '{key}' must hold σ <= 1 with 'study.engine' = 'keras' (Keras "
-                f"GaussianNoise takes stddev in [0, 1]); got {list(grid)}")
-        if sigma >= 1e7:
-            # Near σ ≈ 1e8 GaussianDropout's rate σ²/(1+σ²) rounds to 1 and its stddev,
-            # sqrt(rate / (1 - rate)), divides by zero; 1e7 is a round bound well before.
-            raise SpecError(
-                f"{src}: '{key}' must hold σ < 1e7 with 'study.engine' = 'keras' and "
-                f"multiplicative noise (Keras GaussianDropout); got {list(grid)}")
+                f"{src}: 'study.engine' = {declared.NAME!r} supports noise on "
+                f"{', '.join(declared.SITES)} only (use engine {' or '.join(map(repr, able))} "
+                f"for {other[0]}); got placement {placement!r} in 'noise.placements'")
+    for key, tail in declared.check(spec):
+        raise SpecError(f"{src}: '{key}' {tail}")
 
 
 def load(path: str | Path, overrides: list[str] | None = None,

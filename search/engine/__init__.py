@@ -1,41 +1,99 @@
 """Engines train all repeats of one noise configuration and return clean metrics.
 
-``fast`` is the batched XLA trainer used by default; ``keras_ref`` trains each
-repeat with real Keras layers and ``model.fit``, and is the oracle the fast
-engine is tested against.
+``fast`` is the batched XLA trainer used by default; ``keras`` (``keras_ref``) trains each
+repeat with real Keras layers and ``model.fit``, and is the oracle the fast engine is
+tested against.
+
+Every engine is a module satisfying :class:`Engine`. Its declarations (``NAME``, ``SITES``,
+``check``) also live in a light module, ``_<name>_limits``, that imports neither TensorFlow
+nor Keras: validating a study file asks the engine it names (:func:`limits`) in a
+fraction of a second, and a bad file never waits for TensorFlow to load. The engine module
+re-exports its declarations, so ``load(name)`` and ``limits(name)`` answer alike.
+
+This module imports nothing heavy at the top, so that ``search.spec`` can import it.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import TYPE_CHECKING
-
-from search.engine._common import TrainResult
+import importlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from search.data import Dataset
+    from search.engine._common import TrainResult
     from search.noise import NoiseConfig
     from search.spec import StudySpec
 
-__all__ = ["TrainResult", "load", "train"]
+__all__ = ["NAMES", "Engine", "Limits", "limits", "load", "train"]
+
+# Every engine a study file may name (``study.engine``), with its module and its light
+# declarations module. Adding an engine means adding a line here and the two modules.
+NAMES = ("fast", "keras")
+_MODULES = {"fast": "search.engine.fast", "keras": "search.engine.keras_ref"}
+_LIMITS = {"fast": "search.engine._fast_limits", "keras": "search.engine._keras_limits"}
 
 
-def load(engine: str) -> ModuleType:
+class Limits(Protocol):
+    """What an engine declares about the studies it can train (readable without TensorFlow)."""
+
+    NAME: str  # the ``study.engine`` value: "fast" | "keras"
+    SITES: tuple[str, ...]  # the noise sites it supports (values of search.noise.Site)
+
+    def check(self, spec: StudySpec) -> list[tuple[str, str]]:
+        """Problems this engine has with ``spec`` beyond its sites, as (key, message tail):
+        search.spec turns each into one line "FILE: 'key' <tail>", e.g. ("noise.std",
+        "must hold σ <= 1 with ...; got [0.1, 2.0]")."""
+        ...
+
+
+class Engine(Limits, Protocol):
+    """An engine module: its declarations, training, and clean predictions."""
+
+    def train(self, spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
+        """All repeats of ``config``; ``TrainResult.weights`` holds repeat 0's final
+        parameters [W0, b0, W1, b1, ...] (float32, kernels (in, out))."""
+        ...
+
+    def predict(self, spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],
+                x: np.ndarray) -> np.ndarray:
+        """Clean forward pass of ONE model with the given final ``weights`` on rows ``x``:
+        binary -> P(class 1) (N,), multiclass -> class probabilities (N, K),
+        regression -> predictions (N,)."""
+        ...
+
+
+def _known(name: str) -> None:
+    if name not in _MODULES:
+        raise ValueError(f"unknown engine {name!r}; engines: {', '.join(NAMES)}")
+
+
+def limits(name: str) -> Limits:
+    """The declarations of engine ``name``, without importing TensorFlow."""
+    _known(name)
+    return cast(Limits, importlib.import_module(_LIMITS[name]))
+
+
+def load(name: str) -> Engine:
     """Import the engine a study names (and with it TensorFlow, which takes seconds).
 
     A worker calls this before it takes a trial, so that no trial is held while TensorFlow
     loads, and a stop signal never lands inside TensorFlow's import.
     """
-    if engine == "keras":
-        from search.engine import keras_ref
-
-        return keras_ref
-    from search.engine import fast
-
-    return fast
+    _known(name)
+    return cast(Engine, importlib.import_module(_MODULES[name]))
 
 
 def train(spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
     """Train with the engine the study file names."""
-    result: TrainResult = load(spec.study.engine).train(spec, data, config)
-    return result
+    return load(spec.study.engine).train(spec, data, config)
+
+
+if TYPE_CHECKING:
+    # mypy checks here that every engine module and declarations module fits the protocols.
+    from search.engine import _fast_limits, _keras_limits, fast, keras_ref
+
+    _ENGINES: tuple[Engine, ...] = (fast, keras_ref)
+    _DECLARATIONS: tuple[Limits, ...] = (_fast_limits, _keras_limits)

@@ -11,15 +11,18 @@ one batch holds the whole training set and no noise is drawn, and in distributio
 otherwise (tests/test_parity.py).
 
 Keras has layers for noise on inputs and on hidden layers only; noise on
-weights, gradients or targets is refused when the study file is loaded
-(search/spec.py), because Keras has no layer that would make this the
-tutorial's code path.
+weights, gradients or targets is refused when the study file is loaded, because
+Keras has no layer that would make this the tutorial's code path. Those limits are
+declared in ``_keras_limits`` (re-exported here as ``SITES`` and ``check``), which the
+study file's validation reads without importing Keras; this module imports Keras
+lazily, inside the functions that build models, for the same reason.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,11 +36,16 @@ from search.engine._common import (
     learning_rate,
     record_epochs,
 )
-from search.noise import NoiseConfig, Site
-from search.spec import KERAS_ENGINE_SITES, StudySpec
+from search.engine._keras_limits import NAME, SITES, check
+from search.noise import NoiseConfig, Site, baseline
+from search.spec import StudySpec
+
+__all__ = ["NAME", "SITES", "build_model", "check", "clean_scores", "dense_weights",
+           "dropout_rate", "make_optimizer", "noise_layer", "output_activation", "predict",
+           "repeat_seed", "train"]
 
 # The sites this engine can train; spec validation refuses the others for engine = "keras".
-SUPPORTED_SITES = frozenset(Site(name) for name in KERAS_ENGINE_SITES)
+SUPPORTED_SITES = frozenset(Site(name) for name in SITES)
 
 
 def dropout_rate(sigma: float) -> float:
@@ -183,6 +191,7 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
     points = record_epochs(spec.model.epochs, spec.study.record_every)
     curves = np.full((len(CURVE_NAMES), R, len(points)), np.nan)
     diverged_at = np.zeros(R, np.int64)
+    final: tuple[np.ndarray, ...] | None = None
     for r in range(R):
         seed = repeat_seed(spec.study.seed, r)
         keras.utils.set_random_seed(seed)
@@ -194,6 +203,8 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         rows = np.array(recorder.rows, dtype=np.float64).reshape(-1, len(CURVE_NAMES))
         curves[:, r, : len(rows)] = rows.T  # a diverged repeat keeps NaN after it stopped
         diverged_at[r] = recorder.diverged_at
+        if r == 0:
+            final = dense_weights(model)
         keras.backend.clear_session()  # one model per repeat: do not let graphs pile up
     arrays = dict(zip(CURVE_NAMES, curves))
     return TrainResult(
@@ -205,4 +216,29 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         curves=arrays,
         diverged_at=diverged_at,
         seconds=time.perf_counter() - started,
+        weights=final,
     )
+
+
+def dense_weights(model: Any) -> tuple[np.ndarray, ...]:
+    """A model's parameters as TrainResult.weights: [W0, b0, W1, b1, ...], float32,
+    kernels (in, out) as Keras stores them."""
+    import keras
+
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    return tuple(np.asarray(w, np.float32) for layer in dense for w in layer.get_weights())
+
+
+def predict(spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],
+            x: np.ndarray) -> np.ndarray:
+    """Clean forward pass of one Keras model with the final ``weights`` ([W0, b0, ...]) on
+    rows ``x``: binary -> P(class 1) (N,), multiclass -> class probabilities (N, K),
+    regression -> predictions (N,).
+
+    The model is the study's architecture without noise layers: they are inactive in
+    inference anyway, and the baseline's layers are the same Dense layers in the same order.
+    """
+    pairs = [(weights[i], weights[i + 1]) for i in range(0, len(weights), 2)]
+    model = build_model(spec, data, baseline(spec.noise.kind), pairs)
+    out = np.asarray(model.predict_on_batch(np.asarray(x, np.float32)), dtype=np.float64)
+    return out if data.task == "multiclass" else out[:, 0]
