@@ -52,6 +52,7 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
 
     from search import spec as spec_module
     from search.storage import check_shareable, mask_password, open_storage, resolve_url
+    from search.study.record import stored_baseline_mean
 
     # Validate everything the file says before touching storage or TensorFlow.
     spec = spec_module.load(study_file, list(overrides), study_name)
@@ -59,11 +60,11 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         check_shareable(resolve_url(storage))
     from search.data import load_dataset
 
-    load_dataset(spec)  # bad CSV data fails here, before the storage is opened or created
+    data = load_dataset(spec)  # bad CSV data fails here, before the storage is opened or created
     rdb = open_storage(storage)
-    from search.study import StudyRunner
+    from search.study.runner import StudyRunner
 
-    runner = StudyRunner(spec, rdb)
+    runner = StudyRunner(spec, rdb, data=data)
     where = mask_password(resolve_url(storage))
     total, done = runner.total(), runner.done_count()
     click.echo(f"study {spec.study.name!r} in {where}: {done} of {total} configurations done, "
@@ -83,8 +84,9 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         s = outcome.summary
         if outcome.config.is_baseline:
             baseline_mean[:] = [s.mean]
-        elif not baseline_mean:
-            baseline_mean[:] = _stored_baseline(runner.study)  # once: finished in an earlier run
+        elif not baseline_mean:  # once: it finished in an earlier run, or has not yet
+            stored = stored_baseline_mean(runner.study.get_trials(deepcopy=False))
+            baseline_mean[:] = [] if stored is None else [stored]
         base = baseline_mean[0] if baseline_mean else None
         delta = f"  Δ {fmt_.signed(s.mean - base)} vs baseline" if base is not None else ""
         bar.write(f"  {outcome.config.key:<28} test {spec.metric} {fmt_.number(s.mean)} "
@@ -101,29 +103,12 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
                 runner.run(on_done=on_done, stop=stop)
     finally:
         bar.close()
-    from search.results import collect
+    from search.analysis.results import collect
 
     results = collect(runner.study)
     _print_summary(results)
     _save_to_dashboard_after_run(runner.study, results, quiet)
     return 0
-
-
-def _stored_baseline(study: Any) -> list[float]:
-    """[mean test metric of the completed baseline], or [] if it has not completed yet.
-
-    Read from the trial's stored mean, not through results.collect: that computes every
-    configuration's statistics, too much to do after each trial.
-    """
-    from optuna.trial import TrialState
-
-    from search.noise import BASELINE
-    from search.study import CONFIG_ATTR
-
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get(CONFIG_ATTR) == BASELINE:
-            return [trial.user_attrs["test_mean"]]
-    return []
 
 
 def _print_summary(results: Any) -> None:
@@ -151,7 +136,8 @@ def _print_summary(results: Any) -> None:
 def results(study_name: str, storage: str | None, fmt: str) -> int:
     """Results of STUDY_NAME, one row per configuration, best first, compared with the baseline.
     """
-    from search.results import collect, load_study, recommend, require_completed
+    from search.analysis.recommend import recommend
+    from search.analysis.results import collect, load_study, require_completed
     from search.storage import open_storage
 
     study = load_study(open_storage(storage), study_name)
@@ -170,8 +156,9 @@ def results(study_name: str, storage: str | None, fmt: str) -> int:
                              for k, v in row.items()})
         click.echo(buf.getvalue(), nl=False)
         return 0
-    click.echo(f"study {res.name!r}: {len(res.completed)} of {res.grid_size or len(res.rows)} "
-               f"configurations complete ({res.direction} {res.metric})")
+    diverged = f", {res.progress.diverged} diverged" if res.progress.diverged else ""
+    click.echo(f"study {res.name!r}: {len(res.completed)} of {res.total or len(res.rows)} "
+               f"configurations complete{diverged} ({res.direction} {res.metric})")
     for line in fmt_.aligned(fmt_.summary_table(res.rows, res.metric, fmt_.RESULTS_COLUMNS)):
         click.echo(line)
     click.echo("")
@@ -190,8 +177,8 @@ def results(study_name: str, storage: str | None, fmt: str) -> int:
 def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
             fmt: str) -> int:
     """Compare two configurations of STUDY_NAME, e.g. `hidden_pre:0.1 none` (A − B)."""
-    from search.results import collect, compare_configs, load_study
-    from search.stats import SIGNIFICANCE
+    from search.analysis.recommend import compare_verdict
+    from search.analysis.results import collect, compare_configs, load_study
     from search.storage import open_storage
 
     res = collect(load_study(open_storage(storage), study_name))
@@ -218,15 +205,7 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
     if c.pairs:
         click.echo(f"  same seed: A better on {c.wins} of {c.pairs}, B better on {c.losses}, "
                    f"{c.ties} tied")
-    better = c.diff > 0 if res.maximize else c.diff < 0
-    if c.diff == 0:
-        verdict = "A and B have the same mean"
-    elif c.p_value is not None and c.p_value < SIGNIFICANCE:
-        verdict = f"{a if better else b} is significantly better (p < {SIGNIFICANCE:g})"
-    else:
-        verdict = (f"{a if better else b} has the better mean, but the difference is not "
-                   f"significant (p >= {SIGNIFICANCE:g} or undefined)")
-    click.echo(f"verdict: {verdict}")
+    click.echo(f"verdict: {compare_verdict(pair, res.maximize)}")
     return 0
 
 
@@ -234,7 +213,7 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
 @click.option("--storage", default=None, help=STORAGE_HELP)
 def studies(storage: str | None) -> int:
     """The studies in the storage and their progress."""
-    from search.results import study_overview
+    from search.analysis.results import study_overview
     from search.storage import open_storage
 
     overview = study_overview(open_storage(storage))
@@ -242,9 +221,10 @@ def studies(storage: str | None) -> int:
         click.echo("no studies yet; start one with `noise-search run STUDY_FILE`")
         return 0
     for s in overview:
+        diverged = f"{s['diverged']} diverged, " if s["diverged"] else ""
         click.echo(f"{s['name']}: {s['complete']}/{s['total']} configurations complete, "
-                   f"{s['running']} running, {s['waiting']} queued, {s['failed']} failed "
-                   f"({s['metric']})")
+                   f"{diverged}{s['running']} running, {s['waiting']} queued, {s['failed']} "
+                   f"failed ({s['metric']})")
     return 0
 
 
@@ -268,10 +248,6 @@ def _build_report(study: Any, quiet: bool, boundaries: bool = True) -> tuple[Any
     return data, figs
 
 
-# Study user attr: which completed trials the saved dashboard figures show.
-DASHBOARD_STAMP_ATTR = "dashboard_figures_for"
-
-
 def _save_to_dashboard_after_run(study: Any, results: Any, quiet: bool) -> None:
     """The run's last step: figures and summary into the study for optuna-dashboard.
 
@@ -281,6 +257,7 @@ def _save_to_dashboard_after_run(study: Any, results: Any, quiet: bool) -> None:
     fatal.
     """
     from search import report
+    from search.study.record import DASHBOARD_STAMP_ATTR
 
     completed = results.completed
     if not completed:
@@ -329,7 +306,7 @@ def report(study_name: str, output: Path | None, storage: str | None, to_dashboa
            no_boundary: bool, quiet: bool) -> int:
     """Plotly report of STUDY_NAME: one self-contained HTML file that opens offline."""
     from search import report as report_module
-    from search.results import load_study
+    from search.analysis.results import load_study
     from search.storage import open_storage
 
     path = output or Path(f"{study_name}-report.html")

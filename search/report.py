@@ -24,11 +24,12 @@ import numpy as np
 from scipy import stats as sps
 from scipy.special import expit
 
-from search import results as results_module
+from search.analysis import results as results_module
+from search.analysis.recommend import recommend
+from search.analysis.stats import CONFIDENCE
 from search.errors import NoiseSearchError
 from search.noise import BASELINE, format_std
-from search.stats import CONFIDENCE
-from search.study import CURVES_ATTR, SPEC_ATTR
+from search.study.record import CURVES_ATTR, SPEC_ATTR, TrialRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -144,7 +145,8 @@ class ReportData:
     points: Points | None
     notes: tuple[str, ...]  # why a figure is missing, in words
     created: str
-    advice: str | None = None  # results.recommend's text, where the statistics provide it
+    advice: str | None = None  # analysis.recommend's text, where the statistics provide it
+    diverged: int = 0  # configurations that diverged: done (deterministic), never run again
 
     @property
     def completed(self) -> tuple[ConfigData, ...]:
@@ -160,7 +162,8 @@ class ReportData:
 
     @property
     def finished(self) -> bool:
-        return len(self.completed) >= self.total and self.running == 0 and self.waiting == 0
+        done = len(self.completed) + self.diverged
+        return done >= self.total and self.running == 0 and self.waiting == 0
 
     @property
     def placements(self) -> tuple[str, ...]:
@@ -192,14 +195,6 @@ def _tuple(values: Iterable[float], digits: int = 6) -> tuple[float, ...]:
     return tuple(round(float(v), digits) for v in values)
 
 
-def _counts(study: optuna.Study) -> dict[str, int]:
-    counts = {"RUNNING": 0, "WAITING": 0, "FAIL": 0}
-    for t in study.get_trials(deepcopy=False):
-        if t.state.name in counts:
-            counts[t.state.name] += 1
-    return counts
-
-
 def collect(study: optuna.Study, *, boundaries: bool = True,
             progress: Progress | None = None) -> ReportData:
     """Everything the report shows, read from the study (and, for decision boundaries,
@@ -210,28 +205,24 @@ def collect(study: optuna.Study, *, boundaries: bool = True,
     spec_dict = study.user_attrs.get(SPEC_ATTR) or {}
     configs = []
     for row in res.rows:
-        attrs = trials[row["trial"]].user_attrs
+        stored = TrialRecord.from_trial(trials[row["trial"]])
         extra = {key: row[key] for key, _ in OPTIONAL_STATS if row.get(key) is not None}
         configs.append(ConfigData(
             config=row["config"], placement=row["placement"], std=row["std"], state=row["state"],
             trial=row["trial"], n=row["n"], mean=row["mean"], sd=row["sd"],
             ci_low=row["ci_low"], ci_high=row["ci_high"], train_mean=row["train_mean"],
-            diff=row["diff"], test_values=tuple(attrs.get("test_values") or ()),
-            train_values=tuple(attrs.get("train_values") or ()), extra=extra,
+            diff=row["diff"], test_values=(stored and stored.test_values) or (),
+            train_values=(stored and stored.train_values) or (), extra=extra,
         ))
-    counts = _counts(study)
     if progress is not None:
         progress(f"read {len(trials)} trials", 1)
-    recommend = getattr(results_module, "recommend", None)
-    advice = recommend(res).text if recommend is not None else None
-    total = res.grid_size if spec_dict.get("study", {}).get("sampler", "grid") == "grid" \
-        else int(spec_dict.get("study", {}).get("n_trials", len(configs)))
+    p = res.progress
     draft = ReportData(
         name=res.name, metric=res.metric, direction=res.direction, spec=spec_dict,
-        total=max(total, 1), running=counts["RUNNING"], waiting=counts["WAITING"],
-        failed=counts["FAIL"], configs=tuple(configs), curves=(), boundaries=(), points=None,
+        total=max(p.total, 1), running=p.running, waiting=p.waiting,
+        failed=p.failed, configs=tuple(configs), curves=(), boundaries=(), points=None,
         notes=(), created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        advice=advice,
+        advice=recommend(res).text, diverged=p.diverged,
     )
     notes: list[str] = []
     curves = []

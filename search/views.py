@@ -23,28 +23,25 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from search.noise import SITE_NAMES
+from search.noise import Site
 from search.storage.locks import lock_in_transaction
+from search.study import record
 
 VIEW_NAME = "noise_search_trials"
 
 # The trial user attributes the view shows, each a column of the same name, in view order;
 # the type is the SQL type to cast to, None for text.
 _COLUMNS: tuple[tuple[str, str | None], ...] = (
-    ("config", None),
-    ("placement", None),
-    *((f"sigma_{site}", "REAL") for site in SITE_NAMES),
-    ("kind", None),
-    ("repeats", "INTEGER"),
-    ("metric", None),
-    ("test_mean", "REAL"),
-    ("test_sd", "REAL"),
-    ("test_sem", "REAL"),
-    ("test_ci_low", "REAL"),
-    ("test_ci_high", "REAL"),
-    ("train_mean", "REAL"),
-    ("duration_s", "REAL"),
-    ("failure", None),
+    (record.CONFIG_ATTR, None),
+    (record.PLACEMENT_ATTR, None),
+    *((record.sigma_attr(site), "REAL") for site in Site),
+    (record.KIND_ATTR, None),
+    (record.REPEATS_ATTR, "INTEGER"),
+    (record.METRIC_ATTR, None),
+    *((record.summary_attr("test", field), "REAL") for field in record.SUMMARY_FIELDS),
+    (record.summary_attr("train", "mean"), "REAL"),
+    (record.DURATION_ATTR, "REAL"),
+    (record.FAILURE_ATTR, None),
 )
 
 _COMMENT_PREFIX = "noise-search view "
@@ -75,6 +72,7 @@ def view_sql(dialect: str) -> str:
     columns = ",\n".join(f"  {_extract(f'a.{name}', sql_type, dialect)} AS {name}"
                          for name, sql_type in _COLUMNS)
     keys = ", ".join(f"'{name}'" for name, _ in _COLUMNS)
+    spec = record.SPEC_ATTR  # a noise-search study is one with a stored spec
     return f"""SELECT
   s.study_name AS study_name,
   t.number AS trial_number,
@@ -92,7 +90,7 @@ LEFT JOIN (
   GROUP BY trial_id
 ) a ON a.trial_id = t.trial_id
 WHERE EXISTS (
-  SELECT 1 FROM study_user_attributes u WHERE u.study_id = s.study_id AND u.key = 'spec'
+  SELECT 1 FROM study_user_attributes u WHERE u.study_id = s.study_id AND u.key = '{spec}'
 )"""
 
 

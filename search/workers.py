@@ -24,7 +24,7 @@ from search.storage import check_shareable, mask_password
 
 if TYPE_CHECKING:
     from search.spec import StudySpec
-    from search.study import TrialOutcome
+    from search.study.runner import TrialOutcome
 
 # Exit codes of a worker process.
 _OK, _ERROR, _INTERRUPTED = 0, 2, 130
@@ -119,7 +119,7 @@ def _worker(spec: StudySpec, url: str, events: Any, index: int, threads: str) ->
     code = _OK
     try:
         from search.storage import open_storage
-        from search.study import StudyRunner
+        from search.study.runner import StudyRunner
 
         runner = StudyRunner(spec, open_storage(url))
         runner.run(on_done=lambda outcome: events.put(("done", outcome)), stop=stop_requested)

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -48,6 +50,60 @@ def finished_tiny_study(tmp_path_factory) -> str:
     url = f"sqlite:///{root / 'studies.db'}"
     assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
     return url
+
+
+class FakeTrainer:
+    """A Trainer that trains nothing and imports no TensorFlow, for tests of the queue, resume,
+    results and the view, where training is not the point.
+
+    Repeat r of a configuration scores ``score(config, r)``: known in advance, different for
+    every configuration and repeat, the same on every call. Configurations whose key is in
+    ``diverge`` diverge (at the last epoch of every repeat). ``calls`` lists the keys trained.
+    """
+
+    def __init__(self, diverge: tuple[str, ...] = ()):
+        self.diverge = set(diverge)
+        self.calls: list[str] = []
+
+    @staticmethod
+    def score(config, repeat: int) -> float:
+        sigma = sum(s for _, s in config.sigmas)
+        return round(0.8 - 0.1 * min(sigma, 1.0) + 0.01 * repeat - 0.001 * len(config.sigmas), 6)
+
+    def values(self, config, repeats: int) -> np.ndarray:
+        return np.array([self.score(config, r) for r in range(repeats)])
+
+    def __call__(self, spec, data, config):
+        from search.engine._common import TrainResult, record_epochs
+
+        self.calls.append(config.key)
+        test = self.values(config, spec.study.repeats)
+        train = test + 0.05
+        epochs = record_epochs(spec.model.epochs, spec.study.record_every)
+        ramp = np.linspace(0.5, 1.0, len(epochs))  # each curve ends at the final value
+        curves = {"test_metric": np.outer(test, ramp), "train_metric": np.outer(train, ramp),
+                  "test_loss": np.outer(1 - test, ramp[::-1]),
+                  "train_loss": np.outer(1 - train, ramp[::-1])}
+        diverged_at = np.full(test.size, epochs[-1] if config.key in self.diverge else 0)
+        return TrainResult(train_metric=train, test_metric=test, train_loss=1 - train,
+                           test_loss=1 - test, curve_epochs=epochs, curves=curves,
+                           diverged_at=diverged_at, seconds=0.0)
+
+
+@pytest.fixture
+def fake_train() -> FakeTrainer:
+    """A FakeTrainer to hand to StudyRunner(train=...)."""
+    return FakeTrainer()
+
+
+@pytest.fixture
+def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeTrainer:
+    """Every engine this process loads is a FakeTrainer (so `main(["run", ...])` trains with it);
+    returns the trainer. Worker processes started by `--workers` are not affected."""
+    trainer = FakeTrainer()
+    monkeypatch.setattr("search.engine.load",
+                        lambda name: SimpleNamespace(NAME=name, train=trainer))
+    return trainer
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ import pytest
 from search import report
 from search.cli import main
 from search.storage import open_storage
-from search.study import CURVES_ATTR
+from search.study.record import CURVES_ATTR
 from tests.conftest import REPORT_FIGURE_IDS as FIGURE_IDS
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -212,7 +212,7 @@ def test_the_browser_check_catches_a_failing_page(finished, tmp_path):
 def test_report_of_a_study_still_running_says_so(write_study, sqlite_url, tmp_path, capsys):
     from search import spec as spec_module
     from search.engine import fast
-    from search.study import StudyRunner
+    from search.study.runner import StudyRunner
 
     spec = spec_module.load(write_study())
     calls: list[str] = []
@@ -282,7 +282,7 @@ def test_unknown_study_lists_the_studies(finished, capsys):
 
 def test_study_without_a_completed_trial(write_study, sqlite_url, capsys):
     from search import spec as spec_module
-    from search.study import StudyRunner
+    from search.study.runner import StudyRunner
 
     StudyRunner(spec_module.load(write_study()), open_storage(sqlite_url))  # creates, runs none
     assert main(["report", "tiny", "--storage", sqlite_url, "--quiet"]) == 2

@@ -13,11 +13,14 @@ import pytest
 from optuna.trial import TrialState
 from scipy import stats as sps
 
-from search import stats
+from search.analysis import stats
+from search.analysis.recommend import recommend
+from search.analysis.results import collect, compare_configs
 from search.cli import main
+from search.engine._common import ENGINE_VERSION
 from search.noise import parse_config_key
-from search.results import collect, compare_configs, recommend
-from search.study import CONFIG_ATTR, SPEC_ATTR, _config_attrs
+from search.study import record
+from search.study.record import StudyMeta, TrialRecord
 
 BASE = [0.76, 0.77, 0.75, 0.78, 0.76, 0.74]
 GOOD = [0.82, 0.81, 0.80, 0.84, 0.83, 0.80]  # clearly better on every seed
@@ -25,37 +28,45 @@ SLIGHT = [0.77, 0.76, 0.76, 0.78, 0.77, 0.75]  # a little better, within the noi
 WORSE = [0.70, 0.72, 0.69, 0.71, 0.70, 0.72]
 
 
-def trial_attrs(key: str, values: list[float], metric: str = "accuracy") -> dict:
-    """The user attributes the study runner stores for a completed configuration."""
-    attrs = _config_attrs(parse_config_key(key))
+def completed_record(key: str, values: list[float], metric: str = "accuracy") -> TrialRecord:
+    """The record the study runner stores for a completed configuration."""
+    config = parse_config_key(key)
     train = [min(1.0, v + 0.1) for v in values]
-    attrs.update(metric=metric, repeats=len(values), test_values=values, train_values=train,
-                 duration_s=1.5)
-    for prefix, vals in (("test", values), ("train", train)):
-        for name, value in stats.summarize(vals).as_dict().items():
-            if name != "n":
-                attrs[f"{prefix}_{name}"] = value
-    return attrs
+    return TrialRecord(config, config.key, state=TrialState.COMPLETE, metric=metric,
+                       repeats=len(values), test_values=tuple(values), train_values=tuple(train),
+                       test=stats.summarize(values), train=stats.summarize(train),
+                       duration_s=1.5)
+
+
+def trial_attrs(key: str, values: list[float], metric: str = "accuracy") -> dict:
+    return completed_record(key, values, metric).to_attrs()
 
 
 def make_study(url: str, configs: dict[str, list[float]], *, name: str = "built",
                metric: str = "accuracy", direction: str = "maximize",
-               waiting: tuple[str, ...] = (), failed: tuple[str, ...] = ()) -> optuna.Study:
+               waiting: tuple[str, ...] = (), failed: tuple[str, ...] = (),
+               diverged: tuple[str, ...] = (), sampler: str = "grid",
+               n_trials: int = 0) -> optuna.Study:
     """A noise-search study with the given completed configurations (key -> test values)."""
     study = optuna.create_study(study_name=name, storage=url, direction=direction)
-    study.set_user_attr(SPEC_ATTR, {"study": {"name": name, "sampler": "grid"}})
-    study.set_user_attr("metric", metric)
-    study.set_user_attr("grid", [*configs, *waiting, *failed])
+    spec = {"study": {"name": name, "sampler": sampler, "n_trials": n_trials}}
+    queued = (*configs, *waiting, *failed, *diverged) if sampler == "grid" else ("none",)
+    meta = StudyMeta(spec, queued, metric, direction, ENGINE_VERSION)
+    for key, value in meta.to_attrs().items():
+        study.set_user_attr(key, value)
     for key, values in configs.items():
         study.add_trial(optuna.trial.create_trial(
             state=TrialState.COMPLETE, value=float(np.mean(values)),
             user_attrs=trial_attrs(key, values, metric)))
-    for key in failed:
-        attrs = _config_attrs(parse_config_key(key))
-        attrs["failure"] = "error: boom"
-        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs))
+    for keys, why, diverging in ((failed, "error: boom", False),
+                                 (diverged, "diverged: training loss became NaN", True)):
+        for key in keys:
+            config = parse_config_key(key)
+            attrs = {**TrialRecord.started(config, "host:1").to_attrs(),
+                     **record.failure_attrs(why, diverged=diverging)}
+            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs))
     for key in waiting:
-        study.enqueue_trial({}, user_attrs={CONFIG_ATTR: key, "kind": "additive"})
+        study.enqueue_trial({}, user_attrs=record.queued_attrs(parse_config_key(key)))
     return study
 
 
@@ -279,3 +290,48 @@ def test_recommendation_when_the_best_mean_is_too_noisy_but_another_gain_is_real
     assert rec.significant_configs == ["hidden_pre:0.1"]
     assert rec.text.startswith("best: input:0.1")
     assert "Significantly better than the baseline: hidden_pre:0.1" in rec.text
+
+
+def test_a_sampler_study_counts_its_n_trials_not_its_queue(sqlite_url, capsys):
+    """A tpe / random study queues only the baseline; its total is n_trials."""
+    make_study(sqlite_url, {"none": BASE, "input:0.1": GOOD, "hidden_pre:0.2": SLIGHT},
+               sampler="tpe", n_trials=4)
+    res = collect(optuna.load_study(study_name="built", storage=sqlite_url))
+    assert res.total == 4 and not res.progress.finished
+    assert "(3 of 4 configurations complete; this may change)" in recommend(res).text
+    assert main(["results", "built", "--storage", sqlite_url]) == 0
+    assert "study 'built': 3 of 4 configurations complete (maximize" in capsys.readouterr().out
+    assert main(["studies", "--storage", sqlite_url]) == 0
+    assert "built: 3/4 configurations complete, 0 running" in capsys.readouterr().out
+
+
+def test_a_study_with_a_diverged_configuration_is_finished(sqlite_url, capsys):
+    """Divergence is deterministic: the configuration is done, and the study with it."""
+    from search import report
+
+    study = make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD},
+                       diverged=("input:1e+30",))
+    res = collect(study)
+    assert (res.progress.complete, res.progress.diverged, res.progress.failed) == (2, 1, 0)
+    assert res.progress.finished
+    rec = recommend(res)
+    assert rec.best == "hidden_pre:0.1" and "may change" not in rec.text
+    data = report.collect(study, boundaries=False)
+    assert data.finished and report.status_line(data) is None
+    assert main(["studies", "--storage", sqlite_url]) == 0
+    assert ("built: 2/3 configurations complete, 1 diverged, 0 running, 0 queued, 0 failed"
+            in capsys.readouterr().out)
+    # An error, unlike a divergence, is run again on resume: not finished.
+    make_study(sqlite_url, {"none": BASE}, name="erred", failed=("input:0.1",))
+    assert not collect(optuna.load_study(study_name="erred", storage=sqlite_url)).progress.finished
+
+
+def test_compare_verdict_and_recommendation_share_one_rule():
+    from search.analysis.recommend import decide
+
+    assert decide(0.02, 0.01, maximize=True) == decide(-0.02, 0.01, maximize=False)
+    assert decide(0.02, 0.01, maximize=True).better and decide(0.02, 0.01, True).significant
+    assert not decide(0.02, 0.05, maximize=True).significant  # p must be below 0.05
+    assert decide(0.02, None, maximize=True).significant is False
+    assert decide(-0.02, 0.001, maximize=True).better is False
+    assert decide(0.0, 0.0, maximize=True).better is None

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
-from search.stats import bootstrap_ci, cohen_d, compare, holm, summarize
+from search.analysis.stats import bootstrap_ci, cohen_d, compare, holm, summarize
 
 
 def test_summary_matches_textbook_formulas():

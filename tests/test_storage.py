@@ -26,7 +26,11 @@ from search.cli import main
 from search.engine import train as engine_train
 from search.errors import NoiseSearchError
 from search.storage import mask_password, open_storage
-from search.study import CONFIG_ATTR, SPEC_ATTR, StudyRunner, open_study, trial_params
+from search.study.opening import open_study
+from search.study.record import CONFIG_ATTR, SPEC_ATTR, queued_attrs
+from search.study.runner import StudyRunner
+from search.study.space import trial_params
+from tests.conftest import FakeTrainer
 
 
 def _trials(url: str, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
@@ -46,7 +50,7 @@ def _start_worker(path: str, url: str, barrier, results) -> None:
     try:
         spec = spec_module.load(path)
         barrier.wait(timeout=60)
-        runner = StudyRunner(spec, open_storage(url))
+        runner = StudyRunner(spec, open_storage(url), train=FakeTrainer())
         runner.recover()
         results.put("ok")
     except Exception as exc:  # reported to the test, which shows it
@@ -77,23 +81,17 @@ def test_workers_starting_together_create_the_study_and_its_queue_once(write_stu
     storage.engine.dispose()
 
 
-def test_a_duplicate_in_the_queue_is_never_trained(write_study, storage_url):
+def test_a_duplicate_in_the_queue_is_never_trained(write_study, storage_url, fake_train):
     """However a configuration came to be queued twice, it is trained and completed once."""
     path = write_study()
     spec = spec_module.load(path)
     storage = open_storage(storage_url)
-    trained: list[str] = []
-
-    def train(spec_, data, config):
-        trained.append(config.key)
-        return engine_train(spec_, data, config)
-
-    runner = StudyRunner(spec, storage, train=train)
+    trained = fake_train.calls
+    runner = StudyRunner(spec, storage, train=fake_train)
     runner.recover()
     first = spec.configurations()[1]
     # What an enqueue retried after a lost acknowledgement leaves behind.
-    runner.study.enqueue_trial(trial_params(first, spec),
-                               user_attrs={CONFIG_ATTR: first.key, "kind": first.kind})
+    runner.study.enqueue_trial(trial_params(first, spec), user_attrs=queued_attrs(first))
     runner.run()
     assert sorted(trained) == sorted(c.key for c in spec.configurations())
     trials = runner.study.get_trials()
@@ -108,12 +106,13 @@ def test_a_duplicate_in_the_queue_is_never_trained(write_study, storage_url):
 
 
 def test_a_trial_given_back_by_an_interrupted_worker_is_run_by_the_last_one(write_study,
-                                                                            storage_url):
+                                                                            storage_url,
+                                                                            fake_train):
     """Worker A is interrupted while B is busy and no trial is left running: B, finding the
     queue empty, queues A's configuration again and trains it before it stops."""
     spec = spec_module.load(write_study())
     worker_b = StudyRunner(spec, open_storage(storage_url), train=lambda *a: given_back(*a))
-    worker_a = StudyRunner(spec, open_storage(storage_url))
+    worker_a = StudyRunner(spec, open_storage(storage_url), train=fake_train)
     taken: list[str] = []
 
     def given_back(spec_, data, config):
@@ -122,7 +121,7 @@ def test_a_trial_given_back_by_an_interrupted_worker_is_run_by_the_last_one(writ
             taken.append(trial.user_attrs[CONFIG_ATTR])
             trial.set_user_attr("failure", "interrupted")
             worker_a.study.tell(trial, state=TrialState.FAIL)
-        return engine_train(spec_, data, config)
+        return fake_train(spec_, data, config)
 
     outcomes = worker_b.run()
     assert taken and taken[0] in [o.config.key for o in outcomes]

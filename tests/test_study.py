@@ -1,4 +1,8 @@
-"""A tiny study end to end on SQLite: stored attributes, resume, refusal to mix specs."""
+"""A tiny study on SQLite: stored attributes, resume, refusal to mix specs, progress.
+
+Trained for real where the numbers are the point (the stored statistics and curves, a real
+divergence); elsewhere with the fake trainer (tests/conftest.py), which imports no TensorFlow.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from optuna.trial import TrialState
 from search import spec as spec_module
 from search.cli import main
 from search.storage import open_storage
-from search.study import CURVES_ATTR
+from search.study.record import CURVES_ATTR
 
 
 def _run(study_file, url, *extra):
@@ -20,14 +24,15 @@ def _run(study_file, url, *extra):
 
 
 @pytest.fixture
-def finished(write_study, sqlite_url):
+def finished(write_study, sqlite_url, fake_engine):
     path = write_study()
     assert _run(path, sqlite_url) == 0
     return path, sqlite_url
 
 
-def test_every_grid_point_runs_once_with_its_statistics(finished):
-    path, url = finished
+def test_every_grid_point_runs_once_with_its_statistics(write_study, sqlite_url):
+    path, url = write_study(), sqlite_url
+    assert _run(path, url) == 0  # real training
     spec = spec_module.load(path)
     study = optuna.load_study(study_name="tiny", storage=url)
     trials = study.get_trials()
@@ -54,7 +59,10 @@ def test_every_grid_point_runs_once_with_its_statistics(finished):
         if a["config"] == "none":
             assert t.params == {}
         else:
-            assert t.params["placement"] == a["placement"] and t.params["std"] == a["std"]
+            assert t.params["placement"] == a["placement"]
+            for site in a["placement"].split("+"):  # σ once per site, as the view reads it
+                assert t.params["std"] == a[f"sigma_{site}"]
+            assert "std" not in a  # σ is not stored a third time
     stored = study.user_attrs["spec"]
     assert stored == spec.to_dict()
 
@@ -68,20 +76,19 @@ def test_resume_adds_no_duplicate_trial(finished, capsys):
     assert "5 of 5 configurations done" in capsys.readouterr().out
 
 
-def test_interrupted_configuration_is_run_again_on_resume(write_study, sqlite_url):
+def test_interrupted_configuration_is_run_again_on_resume(write_study, sqlite_url,
+                                                          fake_engine):
     path = write_study()
     spec = spec_module.load(path)
-    from search.study import StudyRunner
+    from search.study.runner import StudyRunner
 
     calls = []
 
     def train_then_stop(spec_, data, config):
-        from search.engine import fast
-
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(config.key)
-        return fast.train(spec_, data, config)
+        return fake_engine(spec_, data, config)
 
     runner = StudyRunner(spec, open_storage(sqlite_url), train=train_then_stop)
     with pytest.raises(KeyboardInterrupt):
@@ -110,7 +117,7 @@ def test_different_spec_under_the_same_name_is_refused(finished, capsys):
     assert _run(path, url, "--set", "model.epochs=21", "--study-name", "tiny-21") == 0
 
 
-def test_diverging_configuration_fails_and_the_study_goes_on(write_study, sqlite_url):
+def test_diverging_configuration_fails_and_the_study_goes_on(write_study, sqlite_url, capsys):
     path = write_study()
     assert _run(path, sqlite_url, "--set", "noise.std=[0.1, 1e30]") == 0
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
@@ -121,6 +128,14 @@ def test_diverging_configuration_fails_and_the_study_goes_on(write_study, sqlite
     # A diverged configuration is deterministic: resuming does not run it again.
     assert _run(path, sqlite_url, "--set", "noise.std=[0.1, 1e30]") == 0
     assert len(optuna.load_study(study_name="tiny", storage=sqlite_url).trials) == 5
+    # ... and the study is finished: nothing reads as still running or "may change".
+    capsys.readouterr()
+    assert main(["studies", "--storage", sqlite_url]) == 0
+    assert ("tiny: 3/5 configurations complete, 2 diverged, 0 running, 0 queued, 0 failed"
+            in capsys.readouterr().out)
+    assert main(["results", "tiny", "--storage", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 5 configurations complete, 2 diverged" in out and "may change" not in out
 
 
 def test_results_formats(finished, capsys):
@@ -158,18 +173,18 @@ def test_unknown_study_lists_the_existing_ones(finished, capsys):
     assert "no study named 'nope'" in err and "tiny" in err and "Traceback" not in err
 
 
-def test_storage_from_environment(write_study, sqlite_url, monkeypatch):
+def test_storage_from_environment(write_study, sqlite_url, monkeypatch, fake_engine):
     monkeypatch.setenv("NOISE_SEARCH_STORAGE", sqlite_url)
     assert main(["run", str(write_study()), "--quiet"]) == 0
     assert len(optuna.load_study(study_name="tiny", storage=sqlite_url).trials) == 5
 
 
-def test_default_storage_is_sqlite_in_working_directory(write_study, tmp_path):
+def test_default_storage_is_sqlite_in_working_directory(write_study, tmp_path, fake_engine):
     assert main(["run", str(write_study()), "--quiet"]) == 0
     assert (tmp_path / "noise-search.db").exists()
 
 
-def test_site_grids_are_their_own_parameters(write_study, sqlite_url, recwarn):
+def test_site_grids_are_their_own_parameters(write_study, sqlite_url, recwarn, fake_engine):
     path = write_study()
     assert _run(path, sqlite_url, "--set", "noise.site_std.input=[0.01, 0.02]") == 0
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
@@ -194,3 +209,70 @@ def test_study_from_another_engine_version_is_refused(finished, capsys):
     err = capsys.readouterr().err
     assert "engine version 1" in err and "--study-name" in err and "Traceback" not in err
     assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 5
+
+
+def test_a_sampler_study_is_complete_at_its_n_trials(write_study, sqlite_url, fake_engine,
+                                                     capsys):
+    """tpe / random: the total is n_trials (not the one queued baseline), and it follows an
+    n_trials raised on resume."""
+    path = write_study()
+    random = ["--set", 'study.sampler="random"']
+    assert _run(path, sqlite_url, *random, "--set", "study.n_trials=4") == 0
+    trials = optuna.load_study(study_name="tiny", storage=sqlite_url).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    capsys.readouterr()
+    assert main(["results", "tiny", "--storage", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "study 'tiny': 4 of 4 configurations complete" in out and "may change" not in out
+    assert main(["studies", "--storage", sqlite_url]) == 0
+    assert "tiny: 4/4 configurations complete" in capsys.readouterr().out
+    assert _run(path, sqlite_url, *random, "--set", "study.n_trials=6") == 0
+    assert main(["studies", "--storage", sqlite_url]) == 0
+    assert "tiny: 6/6 configurations complete" in capsys.readouterr().out
+    assert len(fake_engine.calls) == 6
+
+
+def test_the_record_holds_what_the_trainer_measured(write_study, sqlite_url, fake_engine):
+    from search.study.record import TrialRecord
+
+    assert _run(write_study(), sqlite_url) == 0
+    trials = optuna.load_study(study_name="tiny", storage=sqlite_url).trials
+    assert sorted(fake_engine.calls) == sorted(t.user_attrs["config"] for t in trials)
+    for t in trials:
+        rec = TrialRecord.from_trial(t)
+        expected = fake_engine.values(rec.config, 3)
+        assert rec.key == rec.config.key and rec.done and rec.repeats == 3
+        assert rec.test_values == pytest.approx(tuple(expected), abs=1e-9)
+        assert rec.train_values == pytest.approx(tuple(expected + 0.05), abs=1e-9)
+        assert rec.test.mean == pytest.approx(expected.mean()) == t.value
+        assert rec.test.sd == pytest.approx(expected.std(ddof=1))
+        assert rec.metric == "accuracy" and rec.engine == "fast" and rec.worker
+        assert t.intermediate_values[20] == pytest.approx(expected.mean())
+
+
+def test_a_given_trainer_never_imports_tensorflow(write_study, sqlite_url):
+    """The runner, results and the view with a fake trainer: TensorFlow stays unloaded."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = f"""
+import sys
+from search import spec as spec_module
+from search.analysis.results import collect
+from search.storage import open_storage
+from search.study.runner import StudyRunner
+from tests.conftest import FakeTrainer
+runner = StudyRunner(spec_module.load({str(write_study())!r}), open_storage({sqlite_url!r}),
+                     train=FakeTrainer())
+assert len(runner.run()) == 5
+assert len(collect(runner.study).completed) == 5
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
+"""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

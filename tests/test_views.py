@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from search.cli import main
-from search.noise import SITE_NAMES
+from search.noise import SITE_NAMES, parse_config_key
 from search.storage import open_storage
 from search.views import VIEW_NAME, ensure_view, refresh_view
 from tests.test_results import BASE, GOOD, make_study
@@ -52,8 +52,10 @@ def _assert_row_matches(row: dict, result: dict) -> None:
         assert row[f"sigma_{site}"] == pytest.approx(expected), site
 
 
-def test_a_run_creates_the_view_with_the_numbers_of_results(write_study, storage_url, capsys):
-    """The study runner's hook, end to end: a tiny study trained on SQLite and PostgreSQL."""
+def test_a_run_creates_the_view_with_the_numbers_of_results(write_study, storage_url, capsys,
+                                                            fake_engine):
+    """The study runner's hook, end to end: a tiny study run on SQLite and PostgreSQL (with the
+    fake trainer: the view's numbers are the point, not training)."""
     assert main(["run", str(write_study()), "--storage", storage_url, "--quiet"]) == 0
     view = _view_rows(storage_url)
     results = _results_json(storage_url, "tiny", capsys)
@@ -63,6 +65,8 @@ def test_a_run_creates_the_view_with_the_numbers_of_results(write_study, storage
         row = by_trial[result["trial"]]
         assert row["study_name"] == "tiny"
         _assert_row_matches(row, result)
+    assert sorted(r["test_mean"] for r in view) == pytest.approx(sorted(
+        fake_engine.values(parse_config_key(r["config"]), 3).mean() for r in view))
     base = next(r for r in view if r["config"] == "none")
     assert base["placement"] == "none" and all(base[f"sigma_{s}"] == 0.0 for s in SITE_NAMES)
 

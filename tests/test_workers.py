@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from search import spec as spec_module
 from search.cli import main
 from search.storage import open_storage
-from search.study import CONFIG_ATTR, WORKER_ATTR
+from search.study.record import CONFIG_ATTR, WORKER_ATTR
 
 NOISE_SEARCH = str(Path(sys.executable).with_name("noise-search"))
 

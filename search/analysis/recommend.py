@@ -1,0 +1,127 @@
+"""The answers: which noise to use, if any (`recommend`), and which of two configurations is
+better (`compare_verdict`). Both decide by one rule, `decide`: the better mean in the study's
+direction, significant when its p-value is below stats.SIGNIFICANCE — Holm-adjusted over every
+comparison with the baseline for the recommendation, Welch's own for a single pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from search.analysis import stats
+from search.analysis.results import Pair, StudyResults
+from search.noise import BASELINE
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A − B judged in the study's direction."""
+
+    better: bool | None  # True: A is better, False: B is, None: the means are equal
+    significant: bool  # the better one's lead has p < stats.SIGNIFICANCE
+
+
+def decide(diff: float, p: float | None, maximize: bool) -> Verdict:
+    """The decision rule: ``diff`` = mean(A) − mean(B), ``p`` its p-value (None: no test)."""
+    if diff == 0:
+        return Verdict(None, False)
+    better = diff > 0 if maximize else diff < 0
+    return Verdict(better, p is not None and p < stats.SIGNIFICANCE)
+
+
+def compare_verdict(pair: Pair, maximize: bool) -> str:
+    """The verdict line of `noise-search compare` (one comparison, unadjusted p)."""
+    c = pair.comparison
+    verdict = decide(c.diff, c.p_value, maximize)
+    if verdict.better is None:
+        return "A and B have the same mean"
+    winner = pair.a["config"] if verdict.better else pair.b["config"]
+    if verdict.significant:
+        return f"{winner} is significantly better (p < {stats.SIGNIFICANCE:g})"
+    return (f"{winner} has the better mean, but the difference is not significant "
+            f"(p >= {stats.SIGNIFICANCE:g} or undefined)")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The answer to "which noise, if any?": the best configuration and if its gain is real."""
+
+    best: str | None  # None: no baseline to compare with, or nothing completed
+    beats_baseline: bool
+    significant: bool  # the gain survives Holm's correction at stats.SIGNIFICANCE
+    significant_configs: list[str]  # every configuration significantly better than baseline
+    text: str
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "undefined"
+    return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def recommend(results: StudyResults) -> Recommendation:
+    """Best configuration by mean in the study's direction, and whether it beats the baseline."""
+    completed = results.completed
+    baseline = results.baseline
+    metric = results.metric
+    if not completed:
+        return Recommendation(None, False, False, [], "no configuration has completed yet")
+    if baseline is None:
+        return Recommendation(None, False, False, [],
+                              "no recommendation: the baseline (none) has not completed, so "
+                              "nothing can be compared with training without noise")
+    judged = [(r, decide(r["diff"], r["p_holm"], results.maximize)) for r in completed
+              if r is not baseline and r["diff"] is not None]
+    better = [r for r, verdict in judged if verdict.better]
+    significant = [r["config"] for r, verdict in judged if verdict.better and verdict.significant]
+    pending = ""
+    if results.total and not results.progress.finished:
+        pending = (f" ({len(completed)} of {results.total} configurations complete; this "
+                   "may change)")
+    if not better:
+        runner_up = next((r for r in completed if r is not baseline), None)
+        text = (f"recommendation: no noise. No configuration beats the baseline "
+                f"(mean {metric} {baseline['mean']:.4f})")
+        if runner_up is not None and runner_up["mean"] is not None:
+            text += f"; the best with noise, {runner_up['config']}, has {runner_up['mean']:.4f}"
+        return Recommendation(BASELINE, False, False, [], text + pending)
+    best = better[0]  # rows are sorted best first
+    n_tests = sum(r["p_holm"] is not None for r in results.rows)
+    gain = (f"{best['config']}: mean {metric} {best['mean']:.4f} vs {baseline['mean']:.4f} "
+            f"without noise (Δ {best['diff']:+.4f}")
+    if best["diff_ci_low"] is not None:
+        gain += f", 95% CI {best['diff_ci_low']:+.4f} to {best['diff_ci_high']:+.4f}"
+    gain += ")"
+    if best["win_share"] is not None:
+        gain += f", better on {round(best['win_share'] * (best['n'] or 0))} of {best['n']} seeds"
+    holm_p = (f"Holm-adjusted p = {_p(best['p_holm'])} over {n_tests} comparisons "
+              f"(Welch p = {_p(best['p_value'])})")
+    if best["config"] in significant:
+        text = (f"recommendation: {gain}. The gain is significant after correction: "
+                f"{holm_p} < {stats.SIGNIFICANCE:g}; {len(significant)} of {n_tests} "
+                "configurations are significantly better than the baseline")
+        return Recommendation(best["config"], True, True, significant,
+                              text + _runner_up(results, best) + pending)
+    if significant:  # a smaller but steadier gain elsewhere passed the test
+        text = (f"best: {gain}. Its gain is NOT significant after correction ({holm_p}). "
+                f"Significantly better than the baseline: {', '.join(significant)}")
+    else:
+        text = (f"recommendation: no noise. No configuration is significantly better than "
+                f"the baseline after correction; the best, {gain}, has a gain that is NOT "
+                f"significant ({holm_p}) and may be seed-to-seed variation")
+    return Recommendation(best["config"], True, False, significant, text + pending)
+
+
+def _runner_up(results: StudyResults, best: dict[str, Any]) -> str:
+    """A warning when the second best is as good as the best, as far as the seeds can tell."""
+    second = next((r for r in results.completed if r is not best
+                   and r["placement"] != BASELINE and r["config"] in results.values), None)
+    if second is None or best["config"] not in results.values:
+        return ""
+    c = stats.compare(results.values[best["config"]], results.values[second["config"]],
+                      maximize=results.maximize)
+    if c.p_value is not None and c.p_value < stats.SIGNIFICANCE:
+        return ""
+    return (f". The runner-up {second['config']} (mean {second['mean']:.4f}) is not "
+            f"significantly different from it (Welch p = {_p(c.p_value)})")

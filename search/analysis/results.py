@@ -1,0 +1,218 @@
+"""Stored trials -> one result row per configuration, the shape every output starts from.
+
+The CLI's table / CSV / JSON, the SQL view's tests and the report all read
+these rows, so the numbers a person sees are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from search.analysis import stats
+from search.errors import NoiseSearchError
+from search.noise import BASELINE, parse_config_key
+from search.study import record
+from search.study.record import Progress, StudyMeta, TrialRecord
+
+_STATE_ORDER = {"COMPLETE": 0, "RUNNING": 1, "WAITING": 2, "FAIL": 3, "PRUNED": 4}
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
+    """Load a study by name; an unknown name lists the studies that exist."""
+    names = sorted(s.study_name for s in storage.get_all_studies())
+    if name not in names:
+        listed = ", ".join(names) if names else "none yet; start one with `noise-search run`"
+        raise NoiseSearchError(f"no study named {name!r} in this storage; studies: {listed}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    name: str
+    metric: str
+    direction: str  # maximize | minimize
+    rows: list[dict[str, Any]]
+    progress: Progress
+    # Per-repeat test values of each completed configuration, kept out of the rows (and so out
+    # of the JSON) because they are long; `compare` and the recommendation read them.
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Configurations the study runs (StudyMeta.total)."""
+        return self.progress.total
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        return next((r for r in self.rows if r["placement"] == BASELINE
+                     and r["state"] == "COMPLETE"), None)
+
+    @property
+    def completed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["state"] == "COMPLETE"]
+
+
+def _row(r: TrialRecord) -> dict[str, Any]:
+    test, train = r.test, r.train
+    row = {
+        "config": r.key,
+        "placement": r.config.placement,
+        "std": r.config.std_value(),
+        "kind": r.config.kind,
+        "state": r.state.name,
+        "trial": r.number,
+        "n": r.repeats,
+        "mean": test.mean if test else None,
+        "sd": test.sd if test else None,
+        "sem": test.sem if test else None,
+        "ci_low": test.ci_low if test else None,
+        "ci_high": test.ci_high if test else None,
+        "train_mean": train.mean if train else None,
+        "duration_s": r.duration_s,
+        "failure": r.failure,
+    }
+    # Rows go out as strict JSON: a non-finite number written by other code becomes null.
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in row.items()}
+
+
+def _all_finite(values: Any) -> bool:
+    return bool(values) and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def _representative(trials: list[TrialRecord]) -> TrialRecord:
+    """Of several trials of one configuration (retries), the one that says most."""
+    return min(trials, key=lambda t: (_STATE_ORDER.get(t.state.name, 9), -t.number))
+
+
+def _meta(study: optuna.Study) -> StudyMeta:
+    meta = StudyMeta.read(study)
+    if meta is None:
+        raise NoiseSearchError(f"study {study.study_name!r} was not created by noise-search")
+    return meta
+
+
+def collect(study: optuna.Study) -> StudyResults:
+    """One row per configuration, best first; configurations not yet complete at the end."""
+    meta = _meta(study)
+    maximize = meta.direction == "maximize"
+    trials = study.get_trials(deepcopy=False)
+    by_config: dict[str, list[TrialRecord]] = {}
+    for r in record.records(trials):
+        by_config.setdefault(r.key, []).append(r)
+    representatives = [_representative(found) for found in by_config.values()]
+    rows = [_row(r) for r in representatives]
+    values = {row["config"]: [float(v) for v in r.test_values or ()]
+              for row, r in zip(rows, representatives)
+              if row["state"] == "COMPLETE" and _all_finite(r.test_values)}
+    baseline = next((r for r in rows if r["config"] == BASELINE and r["state"] == "COMPLETE"),
+                    None)
+    for row in rows:
+        row["metric"] = meta.metric
+        if (row["state"] == "COMPLETE" and baseline is not None and row["mean"] is not None
+                and baseline["mean"] is not None):
+            row["diff"] = row["mean"] - baseline["mean"]
+        else:
+            row["diff"] = None
+    _add_statistics(rows, values, baseline, maximize)
+    sign = -1.0 if maximize else 1.0
+    rows.sort(key=lambda r: (r["state"] != "COMPLETE",
+                             sign * r["mean"] if r["mean"] is not None else 0.0, r["config"]))
+    return StudyResults(study.study_name, meta.metric, meta.direction, rows,
+                        record.progress(meta, trials), values)
+
+
+# Keys every row gets besides the stored aggregates; None where a value is undefined.
+STAT_KEYS = ("bootstrap_ci_low", "bootstrap_ci_high", "diff_ci_low", "diff_ci_high", "p_value",
+             "p_holm", "cohen_d", "win_share", "tie_share")
+
+
+def _add_statistics(rows: list[dict[str, Any]], values: dict[str, list[float]],
+                    baseline: dict[str, Any] | None, maximize: bool) -> None:
+    """Bootstrap CI of each configuration, and its comparison with the baseline.
+
+    The family for Holm's correction is every completed configuration compared
+    with the baseline: that is the set of questions `results` answers at once.
+    """
+    for row in rows:
+        row.update(dict.fromkeys(STAT_KEYS))
+        own = values.get(row["config"])
+        if own is None:
+            continue
+        row["bootstrap_ci_low"], row["bootstrap_ci_high"] = stats.bootstrap_ci(own)
+        if baseline is None or row is baseline or baseline["config"] not in values:
+            continue
+        c = stats.compare(own, values[baseline["config"]], maximize=maximize)
+        row.update(diff_ci_low=c.diff_ci_low, diff_ci_high=c.diff_ci_high, p_value=c.p_value,
+                   cohen_d=c.cohen_d, win_share=c.win_share, tie_share=c.tie_share)
+    adjusted = stats.holm([row["p_value"] for row in rows])
+    for row, p_holm in zip(rows, adjusted):
+        row["p_holm"] = p_holm
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two configurations side by side (`noise-search compare`): a − b."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    comparison: stats.Comparison
+
+
+def _find(results: StudyResults, text: str) -> dict[str, Any]:
+    valid = [r["config"] for r in results.completed]
+    listed = ", ".join(valid)
+    try:
+        key = parse_config_key(text).key  # "hidden_pre:0.10" names "hidden_pre:0.1"
+    except ValueError as exc:
+        raise NoiseSearchError(f"configuration {text!r}: {exc}; completed configurations of "
+                               f"{results.name!r}: {listed}") from None
+    row = next((r for r in results.rows if r["config"] == key), None)
+    if row is None:
+        raise NoiseSearchError(f"study {results.name!r} has no configuration {key!r}; "
+                               f"completed configurations: {listed}")
+    if row["state"] != "COMPLETE" or key not in results.values:
+        raise NoiseSearchError(f"configuration {key!r} of study {results.name!r} has not "
+                               f"completed (state {row['state'].lower()}); completed "
+                               f"configurations: {listed}")
+    return row
+
+
+def compare_configs(results: StudyResults, a: str, b: str) -> Pair:
+    """Compare configuration ``a`` with ``b`` (keys as `placement:σ` or `none`)."""
+    require_completed(results)
+    row_a, row_b = _find(results, a), _find(results, b)
+    comparison = stats.compare(results.values[row_a["config"]], results.values[row_b["config"]],
+                               maximize=results.maximize)
+    return Pair(row_a, row_b, comparison)
+
+
+def require_completed(results: StudyResults) -> None:
+    if not results.completed:
+        raise NoiseSearchError(
+            f"study {results.name!r} has no completed trial yet; run it with `noise-search run`"
+        )
+
+
+def study_overview(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
+    """Each study in the storage with its progress (for `noise-search studies`)."""
+    out = []
+    for frozen in sorted(storage.get_all_studies(), key=lambda s: s.study_name):
+        trials = storage.get_all_trials(storage.get_study_id_from_name(frozen.study_name),
+                                        deepcopy=False)
+        meta = StudyMeta.read(frozen)
+        if meta is None:  # another program's study in the same storage
+            meta = StudyMeta({}, (), "?", "maximize", 0)
+        p = record.progress(meta, trials)
+        out.append({"name": frozen.study_name, "metric": meta.metric, "complete": p.complete,
+                    "diverged": p.diverged, "total": p.total, "running": p.running,
+                    "waiting": p.waiting, "failed": p.failed, "finished": p.finished})
+    return out

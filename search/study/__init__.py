@@ -1,0 +1,12 @@
+"""The Optuna side of noise-search: one trial is one noise configuration.
+
+- ``record``   what a study stores (every attribute key, TrialRecord, StudyMeta, "done")
+- ``space``    a configuration as Optuna parameters, and the sampler's suggestion
+- ``queue``    taking, queueing and recovering configurations in the shared storage
+- ``heartbeat`` the heartbeat of a running trial
+- ``opening``  creating a study, or resuming it only from the same spec
+- ``runner``   StudyRunner: a worker's loop and one trial
+
+Nothing is imported here, so reading the record (results, report) does not load the data
+or engine modules.
+"""

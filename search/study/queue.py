@@ -1,0 +1,113 @@
+"""The queue of configurations in the shared storage.
+
+For a grid study every configuration is put into Optuna's queue as a WAITING trial when the
+study is created, and workers take trials from it: taking one is a state change in the
+database under the study lock, so each grid point runs once however many workers share the
+study. A trial whose worker died (no heartbeat) is failed and its configuration queued again.
+For tpe / random only the baseline is queued; the sampler proposes the rest.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.noise import NoiseConfig
+from search.spec import StudySpec
+from search.storage import study_lock
+from search.study import record
+from search.study._ids import trial_id
+from search.study.space import trial_params
+
+_HELD = (TrialState.WAITING, TrialState.RUNNING)
+
+
+def _holder(trials: list[FrozenTrial], trial: FrozenTrial) -> FrozenTrial | None:
+    """Another trial that makes ``trial`` redundant: its configuration done, or held by a
+    lower-numbered queued or running trial."""
+    key = trial.user_attrs.get(record.CONFIG_ATTR)
+    if key is None:
+        return None
+    for other in trials:
+        if other.number == trial.number or other.user_attrs.get(record.CONFIG_ATTR) != key:
+            continue
+        if key in record.done_keys([other]):
+            return other
+        if other.state in _HELD and other.number < trial.number:
+            return other
+    return None
+
+
+def _take(storage: optuna.storages.RDBStorage, frozen: FrozenTrial) -> bool:
+    """WAITING -> RUNNING; False if another worker took it first."""
+    # Heartbeat first: a worker that dies right after taking the trial leaves a RUNNING
+    # trial that goes stale, never one that nobody can recover.
+    storage.record_heartbeat(trial_id(frozen))
+    try:
+        return bool(storage.set_trial_state_values(trial_id(frozen), TrialState.RUNNING))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
+def pop_waiting(study: optuna.Study,
+                storage: optuna.storages.RDBStorage) -> optuna.Trial | None:
+    """Take the first queued trial whose configuration still needs work.
+
+    Under the study lock, so that SQLite (whose read-then-write is not atomic across
+    processes) hands each trial to one worker too. A popped trial whose configuration is
+    already done, or held by a lower-numbered trial, is a duplicate (e.g. an enqueue that
+    was retried after a lost connection): it is failed as such and never trained.
+    """
+    with study_lock(storage, study.study_name):
+        trials = study.get_trials(deepcopy=False)
+        for frozen in trials:
+            if frozen.state != TrialState.WAITING or not _take(storage, frozen):
+                continue
+            holder = _holder(trials, frozen)
+            if holder is None:
+                return optuna.Trial(study, trial_id(frozen))
+            for key, value in record.failure_attrs(
+                    f"duplicate of trial {holder.number}").items():
+                storage.set_trial_user_attr(trial_id(frozen), key, value)
+            storage.set_trial_state_values(trial_id(frozen), TrialState.FAIL)
+    return None
+
+
+def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage,
+               meta: record.StudyMeta) -> optuna.Trial | None:
+    """A queued trial, or for tpe / random a new one the sampler proposes, until the study's
+    total is done or held."""
+    trial = pop_waiting(study, storage)
+    if trial is not None or meta.sampler == "grid":
+        return trial
+    with study_lock(storage, study.study_name):
+        trials = study.get_trials(deepcopy=False)
+        held = sum(t.state in _HELD for t in trials)
+        if held + len(record.done_keys(trials)) >= meta.total:
+            return None
+        trial = study.ask()
+        storage.record_heartbeat(trial_id(trial))
+        return trial
+
+
+def enqueue_missing(study: optuna.Study, spec: StudySpec, configs: list[NoiseConfig]) -> int:
+    """Queue each configuration that is neither done, queued nor running. Returns how many."""
+    trials = study.get_trials(deepcopy=False)
+    taken = record.done_keys(trials) | {r.key for r in record.records(trials)
+                                        if r.state in _HELD}
+    added = 0
+    for config in configs:
+        if config.key in taken:
+            continue
+        study.enqueue_trial(trial_params(config, spec), user_attrs=record.queued_attrs(config),
+                            skip_if_exists=False)
+        added += 1
+    return added
+
+
+def recover(study: optuna.Study, storage: optuna.storages.RDBStorage, spec: StudySpec) -> int:
+    """Fail trials whose worker stopped beating, and queue what the study still lacks of the
+    configurations it queues up front. Returns how many were queued (again)."""
+    with study_lock(storage, study.study_name):
+        optuna.storages.fail_stale_trials(study)
+        return enqueue_missing(study, spec, record.queued_configurations(spec))

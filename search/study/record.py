@@ -1,0 +1,335 @@
+"""The study record: what noise-search keeps in an Optuna study, under which key, read back typed.
+
+Every trial and study attribute noise-search writes is named here, once; the runner writes
+through `TrialRecord.to_attrs()` / `StudyMeta.to_attrs()`, and results, the SQL view, the report
+and the tests read through `TrialRecord.from_trial()` / `StudyMeta.read()`. The keys are the ones
+existing databases hold (the SQL view's columns are named after them), so they never change;
+a new attribute gets a new key.
+
+A trial's configuration is stored as its key ("hidden_pre:0.1", the name users type), which is
+its identity in the queue; it is parsed into a `NoiseConfig` here and nowhere else. σ is stored
+once more, per site (``sigma_<site>``), because that is what SQL users filter on; the Optuna
+parameters (``placement``, ``std``, ``std_<site>``) are Optuna's, for its samplers and the
+dashboard. Studies written before this module also stored a ``std`` user attribute; it is
+neither written nor read any more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from optuna.trial import FrozenTrial, TrialState
+
+from search.analysis import stats
+from search.noise import BASELINE, NoiseConfig, Site, parse_config_key
+
+if TYPE_CHECKING:
+    from search.engine._common import TrainResult
+    from search.spec import StudySpec
+
+# --- study user attributes ---------------------------------------------------------------------
+SPEC_ATTR = "spec"  # the effective study file (StudySpec.to_dict()); marks a noise-search study
+ENGINE_VERSION_ATTR = "engine_version"  # absent: version 1
+METRIC_ATTR = "metric"  # also a trial attribute: the metric of the values
+GRID_ATTR = "grid"  # configuration keys queued at creation (a sampler study: the baseline)
+DASHBOARD_STAMP_ATTR = "dashboard_figures_for"  # completed trials the saved figures show
+
+# --- trial user attributes ---------------------------------------------------------------------
+CONFIG_ATTR = "config"  # the configuration's key: its identity, set when it is queued
+KIND_ATTR = "kind"  # additive | multiplicative, set when it is queued
+PLACEMENT_ATTR = "placement"
+SIGMA_ATTR_PREFIX = "sigma_"  # + site name: σ at that site, 0.0 where it gets no noise
+WORKER_ATTR = "worker"  # host:pid of the process that ran the trial
+REPEATS_ATTR = "repeats"
+TEST_VALUES_ATTR = "test_values"  # per repeat, clean test metric
+TRAIN_VALUES_ATTR = "train_values"
+TEST_LOSS_VALUES_ATTR = "test_loss_values"
+TRAIN_LOSS_VALUES_ATTR = "train_loss_values"
+SUMMARY_FIELDS = ("mean", "sd", "sem", "ci_low", "ci_high")  # "test_mean", "train_ci_low", ...
+DURATION_ATTR = "duration_s"
+ENGINE_ATTR = "engine"
+FAILURE_ATTR = "failure"  # why the trial failed, in words
+DIVERGED_ATTR = "diverged"  # True: failed because training diverged (deterministic, so done)
+
+# --- trial system attributes (kept out of optuna-dashboard's attribute table) -------------------
+CURVES_ATTR = "noise_search:curves"  # {"epochs": [...], curve name: per repeat [...]}
+WEIGHTS_ATTR = "noise_search:weights"  # repeat 0's final parameters, when small enough
+MAX_STORED_WEIGHTS = 200_000  # numbers in all; a larger model's weights are not stored
+
+
+def sigma_attr(site: Site | str) -> str:
+    return SIGMA_ATTR_PREFIX + (site.value if isinstance(site, Site) else site)
+
+
+def summary_attr(prefix: str, field: str) -> str:
+    """"test", "mean" -> "test_mean": the stored aggregates of the test and train metric."""
+    return f"{prefix}_{field}"
+
+
+def _rounded(values: Any, digits: int = 6) -> tuple[float, ...]:
+    return tuple(round(float(v), digits) for v in np.asarray(values).ravel())
+
+
+def config_of(attrs: dict[str, Any]) -> NoiseConfig | None:
+    """The configuration a trial's user attributes name; None for a trial that is not ours."""
+    key = attrs.get(CONFIG_ATTR)
+    if key is None:
+        return None
+    return parse_config_key(key, attrs.get(KIND_ATTR, "additive"))
+
+
+def queued_attrs(config: NoiseConfig) -> dict[str, Any]:
+    """What a configuration carries in the queue, before a worker takes it."""
+    return {CONFIG_ATTR: config.key, KIND_ATTR: config.kind}
+
+
+def _summary(attrs: dict[str, Any], prefix: str) -> stats.Summary | None:
+    if summary_attr(prefix, "mean") not in attrs:
+        return None
+    values: dict[str, Any] = {f: attrs.get(summary_attr(prefix, f)) for f in SUMMARY_FIELDS}
+    return stats.Summary(n=int(attrs.get(REPEATS_ATTR) or 0), **values)
+
+
+def _values(attrs: dict[str, Any], key: str) -> tuple[float, ...] | None:
+    stored = attrs.get(key)
+    return None if stored is None else tuple(stored)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as noise-search records it. Fields are None where nothing was recorded."""
+
+    config: NoiseConfig
+    key: str  # as stored: the configuration's identity in the queue
+    number: int = -1  # -1: not read from a stored trial
+    state: TrialState = TrialState.RUNNING
+    worker: str | None = None
+    metric: str | None = None
+    repeats: int | None = None
+    test_values: tuple[float, ...] | None = None
+    train_values: tuple[float, ...] | None = None
+    test_loss_values: tuple[float, ...] | None = None
+    train_loss_values: tuple[float, ...] | None = None
+    test: stats.Summary | None = None  # aggregates as stored (of the unrounded values)
+    train: stats.Summary | None = None
+    duration_s: float | None = None
+    engine: str | None = None
+    failure: str | None = None
+    diverged: bool = False
+
+    @classmethod
+    def started(cls, config: NoiseConfig, worker: str) -> TrialRecord:
+        return cls(config, config.key, worker=worker)
+
+    @classmethod
+    def measured(cls, config: NoiseConfig, spec: StudySpec, result: TrainResult,
+                 seconds: float) -> TrialRecord:
+        """The record of a configuration trained to the end."""
+        return cls(
+            config, config.key, state=TrialState.COMPLETE, metric=spec.metric,
+            repeats=int(result.test_metric.size), test_values=_rounded(result.test_metric),
+            train_values=_rounded(result.train_metric),
+            test_loss_values=_rounded(result.test_loss),
+            train_loss_values=_rounded(result.train_loss),
+            test=stats.summarize(result.test_metric), train=stats.summarize(result.train_metric),
+            duration_s=round(seconds, 3), engine=spec.study.engine)
+
+    @classmethod
+    def from_trial(cls, trial: FrozenTrial) -> TrialRecord | None:
+        """Read a stored trial; None if it is not a noise-search trial (no configuration)."""
+        a = trial.user_attrs
+        config = config_of(a)
+        if config is None:
+            return None
+        return cls(
+            config, a[CONFIG_ATTR], number=trial.number, state=trial.state,
+            worker=a.get(WORKER_ATTR), metric=a.get(METRIC_ATTR), repeats=a.get(REPEATS_ATTR),
+            test_values=_values(a, TEST_VALUES_ATTR), train_values=_values(a, TRAIN_VALUES_ATTR),
+            test_loss_values=_values(a, TEST_LOSS_VALUES_ATTR),
+            train_loss_values=_values(a, TRAIN_LOSS_VALUES_ATTR),
+            test=_summary(a, "test"), train=_summary(a, "train"),
+            duration_s=a.get(DURATION_ATTR), engine=a.get(ENGINE_ATTR),
+            failure=a.get(FAILURE_ATTR), diverged=bool(a.get(DIVERGED_ATTR, False)))
+
+    @property
+    def done(self) -> bool:
+        """Needs no more work: completed, or failed by diverging (which would happen again)."""
+        return self.state == TrialState.COMPLETE or (self.state == TrialState.FAIL
+                                                     and self.diverged)
+
+    def identity_attrs(self) -> dict[str, Any]:
+        """The configuration, as the queue, the SQL view and the dashboard read it."""
+        attrs: dict[str, Any] = {CONFIG_ATTR: self.key, PLACEMENT_ATTR: self.config.placement,
+                                 KIND_ATTR: self.config.kind}
+        attrs.update({sigma_attr(site): self.config.sigma(site) for site in Site})
+        return attrs
+
+    def to_attrs(self, identity: bool = True) -> dict[str, Any]:
+        """The trial user attributes of this record (what is None is left out)."""
+        attrs = self.identity_attrs() if identity else {}
+        plain = {WORKER_ATTR: self.worker, METRIC_ATTR: self.metric, REPEATS_ATTR: self.repeats,
+                 TEST_VALUES_ATTR: self.test_values, TRAIN_VALUES_ATTR: self.train_values,
+                 TEST_LOSS_VALUES_ATTR: self.test_loss_values,
+                 TRAIN_LOSS_VALUES_ATTR: self.train_loss_values,
+                 DURATION_ATTR: self.duration_s, ENGINE_ATTR: self.engine,
+                 FAILURE_ATTR: self.failure, DIVERGED_ATTR: self.diverged or None}
+        attrs.update({k: list(v) if isinstance(v, tuple) else v
+                      for k, v in plain.items() if v is not None})
+        for prefix, summary in (("test", self.test), ("train", self.train)):
+            if summary is not None:
+                attrs.update({summary_attr(prefix, f): getattr(summary, f)
+                              for f in SUMMARY_FIELDS})
+        return attrs
+
+
+def failure_attrs(reason: str, diverged: bool = False,
+                  seconds: float | None = None) -> dict[str, Any]:
+    """What a failed trial records: why, and whether it diverged (then also how long it ran)."""
+    attrs: dict[str, Any] = {FAILURE_ATTR: reason}
+    if diverged:
+        attrs[DIVERGED_ATTR] = True
+    if seconds is not None:
+        attrs[DURATION_ATTR] = round(seconds, 3)
+    return attrs
+
+
+def curves_value(result: TrainResult) -> dict[str, Any]:
+    """The CURVES_ATTR value: the recorded epochs and each curve per repeat."""
+    curves: dict[str, Any] = {"epochs": list(result.curve_epochs)}
+    curves.update({name: [list(_rounded(row, 5)) for row in values]
+                   for name, values in result.curves.items()})
+    return curves
+
+
+def weights_value(result: TrainResult) -> list[dict[str, Any]] | None:
+    """The WEIGHTS_ATTR value (repeat 0's final parameters), or None when there are none or
+    more than MAX_STORED_WEIGHTS numbers. 9 significant digits read back as the same float32."""
+    weights = getattr(result, "weights", None)
+    if not weights or sum(int(np.size(w)) for w in weights) > MAX_STORED_WEIGHTS:
+        return None
+    return [{"shape": list(np.shape(w)),
+             "values": [float(f"{v:.9g}") for v in np.asarray(w, np.float32).ravel()]}
+            for w in weights]
+
+
+def stored_weights(trial: FrozenTrial) -> tuple[np.ndarray, ...] | None:
+    """Repeat 0's final parameters [W0, b0, W1, b1, ...] as float32, if the trial stored them."""
+    stored = trial.system_attrs.get(WEIGHTS_ATTR)
+    if not stored:
+        return None
+    return tuple(np.asarray(w["values"], np.float32).reshape(w["shape"]) for w in stored)
+
+
+def records(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
+    """The noise-search trials among ``trials``, read."""
+    out = []
+    for trial in trials:
+        record = TrialRecord.from_trial(trial)
+        if record is not None:
+            out.append(record)
+    return out
+
+
+def done_keys(trials: Iterable[FrozenTrial]) -> set[str]:
+    """Keys of the configurations that need no more work (see TrialRecord.done)."""
+    return {r.key for r in records(trials) if r.done}
+
+
+def stored_baseline_mean(trials: Iterable[FrozenTrial]) -> float | None:
+    """Mean test metric of the completed baseline as stored, or None if it has not completed."""
+    for r in records(trials):
+        if r.key == BASELINE and r.state == TrialState.COMPLETE and r.test is not None:
+            return r.test.mean
+    return None
+
+
+def queued_configurations(spec: StudySpec) -> list[NoiseConfig]:
+    """What a study queues up front: its grid, or for tpe / random the baseline alone."""
+    if spec.study.sampler == "grid":
+        return spec.configurations()
+    return [NoiseConfig((), spec.noise.kind)]
+
+
+class _HasAttrs(Protocol):
+    @property
+    def user_attrs(self) -> dict[str, Any]: ...
+
+    @property
+    def direction(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class StudyMeta:
+    """What a study records about itself at creation, read by everyone who reports on it."""
+
+    spec: dict[str, Any]  # StudySpec.to_dict() of the study file it was created from
+    configurations: tuple[str, ...]  # keys queued at creation: the grid, or the baseline
+    metric: str
+    direction: str  # maximize | minimize
+    engine_version: int
+
+    @property
+    def sampler(self) -> str:
+        return str(self.spec.get("study", {}).get("sampler", "grid"))
+
+    @property
+    def total(self) -> int:
+        """How many configurations the study runs: its grid, or a sampler's n_trials."""
+        if self.sampler == "grid":
+            return len(self.configurations)
+        return int(self.spec.get("study", {}).get("n_trials", len(self.configurations)))
+
+    @classmethod
+    def from_spec(cls, spec: StudySpec, engine_version: int) -> StudyMeta:
+        return cls(spec.to_dict(), tuple(c.key for c in queued_configurations(spec)),
+                   spec.metric, spec.direction, engine_version)
+
+    @classmethod
+    def read(cls, study: _HasAttrs) -> StudyMeta | None:
+        """The meta of an optuna Study or FrozenStudy; None if noise-search did not create it."""
+        a = study.user_attrs
+        if SPEC_ATTR not in a:
+            return None
+        direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+        return cls(a[SPEC_ATTR], tuple(a.get(GRID_ATTR) or ()), a.get(METRIC_ATTR, "value"),
+                   direction, int(a.get(ENGINE_VERSION_ATTR, 1)))
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The study user attributes (the direction is Optuna's own)."""
+        return {SPEC_ATTR: self.spec, ENGINE_VERSION_ATTR: self.engine_version,
+                METRIC_ATTR: self.metric, GRID_ATTR: list(self.configurations)}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a study is: configurations done (completed or diverged) of its total."""
+
+    total: int
+    complete: int  # configurations completed
+    diverged: int  # configurations that diverged: done, never run again
+    running: int  # trials
+    waiting: int
+    failed: int  # trials failed otherwise (interrupted, errors, duplicates): run again
+
+    @property
+    def done(self) -> int:
+        return self.complete + self.diverged
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.total and self.running == 0 and self.waiting == 0
+
+
+def progress(meta: StudyMeta, trials: Iterable[FrozenTrial]) -> Progress:
+    trials = list(trials)
+    read = records(trials)
+    complete = {r.key for r in read if r.state == TrialState.COMPLETE}
+    diverged = {r.key for r in read if r.done} - complete
+    count = {state: sum(t.state == state for t in trials) for state in TrialState}
+    return Progress(meta.total, len(complete), len(diverged), count[TrialState.RUNNING],
+                    count[TrialState.WAITING],
+                    count[TrialState.FAIL] - sum(r.state == TrialState.FAIL and r.diverged
+                                                 for r in read))

@@ -1,0 +1,212 @@
+"""StudyRunner: a worker on one study, taking configurations and training them until none is
+left. One trial is one noise configuration, its repeats trained together by the engine.
+
+The runner is the only place that talks to a running Optuna trial; what it writes is the
+study record (search.study.record).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from search import engine, views
+from search.analysis import stats
+from search.data import Dataset, load_dataset
+from search.engine._common import TrainResult
+from search.noise import NoiseConfig
+from search.spec import StudySpec
+from search.storage import retrying
+from search.study import queue, record
+from search.study._ids import trial_id
+from search.study.heartbeat import Heartbeat
+from search.study.opening import open_study
+from search.study.space import suggest
+
+Trainer = Callable[[StudySpec, Dataset, NoiseConfig], TrainResult]
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What one finished trial reports to the caller (progress bar, summaries)."""
+
+    number: int
+    config: NoiseConfig
+    state: TrialState
+    summary: stats.Summary | None
+    seconds: float
+    failure: str | None = None
+
+
+class StudyRunner:
+    """A worker on one study: takes configurations and trains them until none is left.
+
+    ``data``: the study's dataset when the caller has loaded it already. ``train``: the
+    trainer; by default the study's engine, loaded (with TensorFlow) here, before a trial is
+    taken, so that no trial is held while it loads. A given trainer loads no engine.
+    """
+
+    def __init__(self, spec: StudySpec, storage: optuna.storages.RDBStorage,
+                 train: Trainer | None = None, data: Dataset | None = None):
+        self.spec = spec
+        self.storage = storage
+        self.data = data if data is not None else load_dataset(spec)
+        self._train: Trainer = train or engine.load(spec.study.engine).train
+        self._stop: threading.Event | None = None
+        self.study = open_study(spec, storage)
+        meta = record.StudyMeta.read(self.study)
+        assert meta is not None  # open_study stored it
+        self.meta = meta
+
+    # -- the queue --------------------------------------------------------------------------
+
+    def total(self) -> int:
+        return self.meta.total
+
+    def done_count(self) -> int:
+        return len(record.done_keys(self.study.get_trials(deepcopy=False)))
+
+    def _next_trial(self) -> optuna.Trial | None:
+        return queue.next_trial(self.study, self.storage, self.meta)
+
+    def recover(self) -> int:
+        """Fail trials whose worker stopped beating, and queue what the study still lacks.
+
+        Returns how many configurations were queued (again).
+        """
+        return queue.recover(self.study, self.storage, self.spec)
+
+    def run(self, on_done: Callable[[TrialOutcome], None] | None = None,
+            poll_seconds: float = 2.0,
+            stop: threading.Event | None = None) -> list[TrialOutcome]:
+        """Run trials until the queue is empty and no other worker holds one.
+
+        Storage calls are retried through a passing server outage (``storage.retrying``).
+        ``stop``, once set, ends the run with KeyboardInterrupt before the next trial: the
+        backstop for an interrupt that Python swallowed (raised inside a finalizer). The SQL
+        view of every trial (search.views) is brought up to date first and after each trial.
+        """
+        self._stop = stop
+        views.refresh_view(self.storage)
+        retrying(self.recover, "recovering stale trials")
+        outcomes = []
+        while True:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
+            trial = retrying(self._next_trial, "taking the next configuration")
+            if trial is None:
+                if self._others_hold_trials(poll_seconds):
+                    continue
+                break
+            outcome = self.run_trial(trial)
+            views.refresh_view(self.storage)
+            outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+        return outcomes
+
+    def _others_hold_trials(self, poll_seconds: float) -> bool:
+        """With the queue empty: whether there may be more to do (then after a wait)."""
+        # What another worker gave back (interrupted) or left behind (died) is queued again
+        # here, so that the last worker standing finishes the study.
+        if retrying(self.recover, "recovering stale trials"):
+            return True
+        running = retrying(lambda: self.study.get_trials(
+            deepcopy=False, states=(TrialState.RUNNING,)), "reading the study")
+        if not running:
+            return False
+        # Another worker holds a trial; if it dies, its trial comes back to the queue.
+        if self._stop is not None:
+            self._stop.wait(poll_seconds)
+        else:
+            time.sleep(poll_seconds)
+        return True
+
+    # -- one trial --------------------------------------------------------------------------
+
+    def _start(self, trial: optuna.Trial) -> NoiseConfig:
+        config = suggest(trial, self.spec)
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        for key, value in record.TrialRecord.started(config, worker).to_attrs().items():
+            trial.set_user_attr(key, value)
+        return config
+
+    def _train_trial(self, trial: optuna.Trial) -> tuple[NoiseConfig, TrainResult]:
+        try:
+            with Heartbeat(self.storage, trial_id(trial), self.storage.get_heartbeat_interval()):
+                config = retrying(lambda: self._start(trial), f"starting trial {trial.number}")
+                result = self._train(self.spec, self.data, config)
+                if self._stop is not None and self._stop.is_set():
+                    raise KeyboardInterrupt  # delivered while training, but swallowed
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
+            self._fail_quietly(trial, reason)
+            raise
+        return config, result
+
+    def run_trial(self, trial: optuna.Trial) -> TrialOutcome:
+        started = time.perf_counter()
+        config, result = self._train_trial(trial)
+        seconds = time.perf_counter() - started
+        what = f"recording trial {trial.number}"
+        try:
+            if result.diverged:
+                reason = result.divergence_reason()
+                retrying(lambda: self._record_divergence(trial, reason, seconds), what)
+                return TrialOutcome(trial.number, config, TrialState.FAIL, None, seconds, reason)
+            measured = record.TrialRecord.measured(config, self.spec, result, seconds)
+            retrying(lambda: self._record(trial, measured, result), what)
+            assert measured.test is not None
+            mean = measured.test.mean
+            retrying(lambda: self.study.tell(trial, mean, skip_if_finished=True), what)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # finished meanwhile: by an earlier attempt of ours, or by another worker
+        except KeyboardInterrupt:
+            self._fail_quietly(trial, "interrupted")
+            raise
+        state = retrying(lambda: self.storage.get_trial(trial_id(trial)).state, what)
+        if state != TrialState.COMPLETE:
+            # Our heartbeat did not reach the storage for longer than the grace period (an
+            # outage), so another worker declared the trial stale and queued it again.
+            return TrialOutcome(trial.number, config, state, None, seconds,
+                                "taken over: its heartbeat was lost, the configuration is "
+                                "run again")
+        return TrialOutcome(trial.number, config, TrialState.COMPLETE, measured.test, seconds)
+
+    def _record_divergence(self, trial: optuna.Trial, reason: str, seconds: float) -> None:
+        for key, value in record.failure_attrs(reason, diverged=True, seconds=seconds).items():
+            trial.set_user_attr(key, value)
+        self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+    def _record(self, trial: optuna.Trial, measured: record.TrialRecord,
+                result: TrainResult) -> None:
+        """Store the measurements, curves (and small weights) on the trial; report the mean
+        clean test curve as its intermediate values."""
+        for key, value in measured.to_attrs(identity=False).items():
+            trial.set_user_attr(key, value)
+        self.storage.set_trial_system_attr(trial_id(trial), record.CURVES_ATTR,
+                                           record.curves_value(result))
+        weights = record.weights_value(result)
+        if weights is not None:
+            self.storage.set_trial_system_attr(trial_id(trial), record.WEIGHTS_ATTR, weights)
+        mean_curve = np.mean(result.curves["test_metric"], axis=0)
+        for epoch, value in zip(result.curve_epochs, mean_curve):
+            if np.isfinite(value):
+                trial.report(float(value), step=int(epoch))
+
+    def _fail_quietly(self, trial: optuna.Trial, reason: str) -> None:
+        """Mark a trial failed on the way out; if the storage is gone, staleness will do it."""
+        try:
+            for key, value in record.failure_attrs(reason).items():
+                trial.set_user_attr(key, value)
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except Exception:
+            pass

@@ -1,0 +1,68 @@
+"""The search space: a configuration as Optuna parameters, and what a sampler suggests.
+
+The parameters are what optuna-dashboard shows and what tpe / random sample: ``placement``,
+then σ. A queued trial already names its configuration; suggesting its parameters only
+records them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from search.noise import NoiseConfig, parse_placement
+from search.spec import StudySpec
+from search.study import record
+
+
+def _std_range(grid: tuple[float, ...], sampled: bool) -> tuple[float, float, bool]:
+    """(low, high, log) of a σ parameter: the grid's span, log-scaled when a sampler draws it."""
+    if not sampled:
+        return min(grid), max(grid), False
+    positive = [v for v in grid if v > 0] or [1e-6]
+    low, high = min(positive), max(grid)
+    return low, max(high, low), True
+
+
+def _std_param(site: str, spec: StudySpec) -> str:
+    """Sites sharing the study's grid (`noise.std`) share the parameter `std`; a site with its
+    own grid in `[noise.site_std]` gets `std_<site>`, whose range is that grid's."""
+    return f"std_{site}" if site in dict(spec.noise.site_std) else "std"
+
+
+def trial_params(config: NoiseConfig, spec: StudySpec) -> dict[str, object]:
+    """The parameters of a configuration: placement, then σ. The baseline has none ("none" is
+    not a placement to sample)."""
+    if config.is_baseline:
+        return {}
+    params: dict[str, object] = {"placement": config.placement}
+    for site, sigma in config.sigmas:
+        params[_std_param(site.value, spec)] = sigma
+    return params
+
+
+def _suggest_param(trial: optuna.Trial, name: str, spec: StudySpec) -> Any:
+    """Suggest one parameter of `trial_params` (a queued trial gets its fixed value back)."""
+    if name == "placement":
+        return trial.suggest_categorical("placement", list(spec.noise.placements))
+    grid = spec.noise.std if name == "std" else dict(spec.noise.site_std)[name[len("std_"):]]
+    low, high, log = _std_range(grid, sampled=spec.study.sampler != "grid")
+    return trial.suggest_float(name, low, high, log=log)
+
+
+def suggest(trial: optuna.Trial, spec: StudySpec) -> NoiseConfig:
+    """The trial's configuration, recorded as its parameters.
+
+    Queued trials carry their configuration; for tpe / random the sampler draws it.
+    """
+    config = record.config_of(trial.user_attrs)
+    if config is not None:
+        for name in trial_params(config, spec):
+            _suggest_param(trial, name, spec)
+        return config
+    sites = parse_placement(str(_suggest_param(trial, "placement", spec)))
+    # Sites without their own grid share one σ: suggesting "std" again returns it.
+    sigmas = tuple((site, float(_suggest_param(trial, _std_param(site.value, spec), spec)))
+                   for site in sites)
+    return NoiseConfig(sigmas, spec.noise.kind)
