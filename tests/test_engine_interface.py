@@ -124,3 +124,12 @@ def test_keras_keeps_repeat_0_final_weights_and_predicts_its_clean_test_metric(
     # Both engines compute the same clean function of the same weights.
     np.testing.assert_allclose(engine.load("fast").predict(s, data, w, data.x_test), pred,
                                rtol=1e-4, atol=1e-5)
+
+
+def test_the_package_still_exports_train_result_for_its_users():
+    from search.engine import TrainResult, _common
+
+    assert engine.TrainResult is TrainResult is _common.TrainResult
+    out = subprocess.run([sys.executable, "-c", "import search.study, search.spec"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from search.noise import NoiseConfig
     from search.spec import StudySpec
 
-__all__ = ["NAMES", "Engine", "Limits", "limits", "load", "train"]
+__all__ = ["NAMES", "Engine", "Limits", "TrainResult", "limits", "load", "train"]
 
 # Every engine a study file may name (``study.engine``), with its module and its light
 # declarations module. Adding an engine means adding a line here and the two modules.
@@ -63,6 +63,16 @@ class Engine(Limits, Protocol):
         binary -> P(class 1) (N,), multiclass -> class probabilities (N, K),
         regression -> predictions (N,)."""
         ...
+
+
+def __getattr__(name: str) -> Any:
+    # ``engine.TrainResult`` without importing _common (and with it search.spec) up front:
+    # search.spec imports this package.
+    if name == "TrainResult":
+        from search.engine._common import TrainResult
+
+        return TrainResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _known(name: str) -> None:
