@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from search import spec as spec_module
 from search.cli import main
 from search.storage import open_storage
-from search.study.record import CURVES_ATTR
+from search.study.record import CURVES_ATTR, stored_weights
 
 
 def _run(study_file, url, *extra):
@@ -52,6 +52,10 @@ def test_every_grid_point_runs_once_with_its_statistics(write_study, sqlite_url)
         # Intermediate values: the mean clean test curve, one per record point.
         assert sorted(t.intermediate_values) == [5, 10, 15, 20]
         assert t.intermediate_values[20] == pytest.approx(a["test_mean"], abs=1e-6)
+        # Repeat 0's final weights, for the report's decision boundary without retraining.
+        weights = stored_weights(t)
+        assert [w.shape for w in weights] == [(2, 8), (8,), (8, 1), (1,)]
+        assert all(w.dtype == np.float32 and np.isfinite(w).all() for w in weights)
         curves = t.system_attrs[CURVES_ATTR]
         assert curves["epochs"] == [5, 10, 15, 20]
         assert np.array(curves["test_metric"]).shape == (3, 4)
@@ -276,3 +280,46 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_sampler_study_run_again_proposes_the_same_configurations(write_study, sqlite_url,
+                                                                    fake_engine):
+    """The sampler is the one the file names, seeded by the study's seed: reproducible."""
+    from search.study.space import sampler
+
+    path = write_study()
+    random = ["--set", 'study.sampler="random"', "--set", "study.n_trials=5"]
+    keys = []
+    for name in ("first", "again"):
+        assert _run(path, sqlite_url, *random, "--study-name", name) == 0
+        study = optuna.load_study(study_name=name, storage=sqlite_url)
+        keys.append([t.user_attrs["config"] for t in study.trials])
+    assert keys[0] == keys[1] and len(set(keys[0])) == 5
+    spec = spec_module.load(path, ['study.sampler="random"'])
+    assert isinstance(sampler(spec, 3), optuna.samplers.RandomSampler)
+    tpe = spec_module.load(path, ['study.sampler="tpe"'])
+    assert isinstance(sampler(tpe, 3), optuna.samplers.TPESampler)
+    # Another seed, other configurations.
+    assert _run(path, sqlite_url, *random, "--set", "study.seed=4", "--study-name", "other") == 0
+    other = optuna.load_study(study_name="other", storage=sqlite_url)
+    assert [t.user_attrs["config"] for t in other.trials] != keys[0]
+
+
+def test_final_weights_are_stored_exactly_up_to_a_size(write_study):
+    import dataclasses
+
+    from search.study import record
+    from tests.conftest import FakeTrainer
+
+    spec = spec_module.load(write_study())
+    rng = np.random.default_rng(0)
+    weights = (rng.normal(size=(2, 8)).astype(np.float32), rng.normal(size=8).astype(np.float32))
+    result = dataclasses.replace(FakeTrainer()(spec, None, spec.configurations()[0]),
+                                 weights=weights)
+    stored = record.weights_value(result)
+    trial = optuna.trial.create_trial(value=0.5, system_attrs={record.WEIGHTS_ATTR: stored})
+    for got, given in zip(stored_weights(trial), weights, strict=True):
+        assert got.dtype == np.float32 and np.array_equal(got, given)  # bit for bit
+    big = np.zeros(record.MAX_STORED_WEIGHTS + 1, np.float32)
+    assert record.weights_value(dataclasses.replace(result, weights=(big,))) is None
+    assert stored_weights(optuna.trial.create_trial(value=0.5)) is None

@@ -17,7 +17,7 @@ from search.spec import StudySpec
 from search.storage import study_lock
 from search.study import record
 from search.study._ids import trial_id
-from search.study.space import trial_params
+from search.study.space import sampler, trial_params
 
 _HELD = (TrialState.WAITING, TrialState.RUNNING)
 
@@ -73,7 +73,7 @@ def pop_waiting(study: optuna.Study,
     return None
 
 
-def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage,
+def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, spec: StudySpec,
                meta: record.StudyMeta) -> optuna.Trial | None:
     """A queued trial, or for tpe / random a new one the sampler proposes, until the study's
     total is done or held."""
@@ -85,6 +85,7 @@ def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage,
         held = sum(t.state in _HELD for t in trials)
         if held + len(record.done_keys(trials)) >= meta.total:
             return None
+        study.sampler = sampler(spec, len(trials))
         trial = study.ask()
         storage.record_heartbeat(trial_id(trial))
         return trial

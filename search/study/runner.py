@@ -75,7 +75,7 @@ class StudyRunner:
         return len(record.done_keys(self.study.get_trials(deepcopy=False)))
 
     def _next_trial(self) -> optuna.Trial | None:
-        return queue.next_trial(self.study, self.storage, self.meta)
+        return queue.next_trial(self.study, self.storage, self.spec, self.meta)
 
     def recover(self) -> int:
         """Fail trials whose worker stopped beating, and queue what the study still lacks.

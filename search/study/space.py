@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import optuna
 
 from search.noise import NoiseConfig, parse_placement
@@ -66,3 +67,17 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> NoiseConfig:
     sigmas = tuple((site, float(_suggest_param(trial, _std_param(site.value, spec), spec)))
                    for site in sites)
     return NoiseConfig(sigmas, spec.noise.kind)
+
+
+def sampler(spec: StudySpec, n_trials: int) -> optuna.samplers.BaseSampler:
+    """The study's sampler for proposing trial ``n_trials`` (how many the study has so far).
+
+    Seeded from the study's seed and that count, and made afresh for each proposal (the
+    samplers keep no state of their own beyond their generator; the history is in the study):
+    a study run again from its file proposes the same configurations, and workers sharing a
+    study, which propose under the study lock, never draw from the same seed.
+    """
+    seed = int(np.random.SeedSequence([spec.study.seed, n_trials]).generate_state(1)[0])
+    if spec.study.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
