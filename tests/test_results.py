@@ -132,7 +132,7 @@ def test_recommendation_warns_when_the_runner_up_is_as_good(sqlite_url):
     assert rec.best == "hidden_pre:0.1" and rec.significant
     assert rec.significant_configs == ["hidden_pre:0.1", "hidden_post:0.1"]
     assert (f"The runner-up hidden_post:0.1 (mean {np.mean(twin):.4f}) is not significantly "
-            f"different from it (Welch p = {p:.2g})") in rec.text
+            f"different from it (Welch p = {p:.4f})") in rec.text
 
 
 def test_recommendation_says_when_a_gain_is_not_significant(sqlite_url):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from search import format as fmt_
 from search.analysis import stats
 from search.analysis.results import Pair, StudyResults
 from search.noise import BASELINE
@@ -55,9 +56,7 @@ class Recommendation:
 
 
 def _p(value: float | None) -> str:
-    if value is None:
-        return "undefined"
-    return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
+    return fmt_.p_value(value, missing="undefined")
 
 
 def recommend(results: StudyResults) -> Recommendation:
@@ -82,16 +81,18 @@ def recommend(results: StudyResults) -> Recommendation:
     if not better:
         runner_up = next((r for r in completed if r is not baseline), None)
         text = (f"recommendation: no noise. No configuration beats the baseline "
-                f"(mean {metric} {baseline['mean']:.4f})")
+                f"(mean {metric} {fmt_.number(baseline['mean'])})")
         if runner_up is not None and runner_up["mean"] is not None:
-            text += f"; the best with noise, {runner_up['config']}, has {runner_up['mean']:.4f}"
+            text += (f"; the best with noise, {runner_up['config']}, has "
+                     f"{fmt_.number(runner_up['mean'])}")
         return Recommendation(BASELINE, False, False, [], text + pending)
     best = better[0]  # rows are sorted best first
     n_tests = sum(r["p_holm"] is not None for r in results.rows)
-    gain = (f"{best['config']}: mean {metric} {best['mean']:.4f} vs {baseline['mean']:.4f} "
-            f"without noise (Δ {best['diff']:+.4f}")
+    gain = (f"{best['config']}: mean {metric} {fmt_.number(best['mean'])} vs "
+            f"{fmt_.number(baseline['mean'])} without noise (Δ {fmt_.signed(best['diff'])}")
     if best["diff_ci_low"] is not None:
-        gain += f", 95% CI {best['diff_ci_low']:+.4f} to {best['diff_ci_high']:+.4f}"
+        gain += (f", 95% CI {fmt_.signed(best['diff_ci_low'])} to "
+                 f"{fmt_.signed(best['diff_ci_high'])}")
     gain += ")"
     if best["win_share"] is not None:
         gain += f", better on {round(best['win_share'] * (best['n'] or 0))} of {best['n']} seeds"
@@ -123,5 +124,5 @@ def _runner_up(results: StudyResults, best: dict[str, Any]) -> str:
                       maximize=results.maximize)
     if c.p_value is not None and c.p_value < stats.SIGNIFICANCE:
         return ""
-    return (f". The runner-up {second['config']} (mean {second['mean']:.4f}) is not "
+    return (f". The runner-up {second['config']} (mean {fmt_.number(second['mean'])}) is not "
             f"significantly different from it (Welch p = {_p(c.p_value)})")
