@@ -216,7 +216,7 @@ def test_study_from_another_engine_version_is_refused(finished, capsys):
 
 
 def test_a_sampler_study_is_complete_at_its_n_trials(write_study, sqlite_url, fake_engine,
-                                                     capsys):
+                                                     capsys, recwarn):
     """tpe / random: the total is n_trials (not the one queued baseline), and it follows an
     n_trials raised on resume."""
     path = write_study()
@@ -234,6 +234,7 @@ def test_a_sampler_study_is_complete_at_its_n_trials(write_study, sqlite_url, fa
     assert main(["studies", "--storage", sqlite_url]) == 0
     assert "tiny: 6/6 configurations complete" in capsys.readouterr().out
     assert len(fake_engine.calls) == 6
+    assert not [w for w in recwarn if "Heartbeat" in str(w.message)]  # none reaches the user
 
 
 def test_the_record_holds_what_the_trainer_measured(write_study, sqlite_url, fake_engine):
