@@ -3,19 +3,31 @@
 The first ``n_train`` rows train and the rest test, exactly as the tutorial
 slices ``X[:n_train]``; scaling is fitted on the training rows only, so the
 test rows never leak into it.
+
+The task (binary / multiclass / regression) is decided here, once, by :func:`task_of`;
+each generator's defaults and the [data] keys it takes live in :data:`GENERATORS`, which
+the study file's validation (search.spec) also reads. scikit-learn is imported inside the
+functions that need it (it takes seconds), so that ``import search.spec`` stays light.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import io
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn import datasets as skd
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from search.errors import NoiseSearchError
-from search.spec import DataSpec, StudySpec
+
+if TYPE_CHECKING:
+    from search.spec import DataSpec, StudySpec
+
+Problems = list[tuple[str, str]]  # (key, message tail), as search.spec words them
 
 
 @dataclass(frozen=True)
@@ -42,57 +54,185 @@ class Dataset:
         return 1
 
 
-def _generate(d: DataSpec) -> tuple[np.ndarray, np.ndarray, str]:
-    n, rs = d.n_samples, d.random_state
-    if d.dataset == "circles":
-        x, y = skd.make_circles(n_samples=n, noise=d.noise, random_state=rs,
-                                factor=d.factor if d.factor is not None else 0.8)
-        return x, y, "binary"
-    if d.dataset == "moons":
-        x, y = skd.make_moons(n_samples=n, noise=d.noise, random_state=rs)
-        return x, y, "binary"
-    if d.dataset == "blobs":
-        centers = d.centers or 2
-        x, y = skd.make_blobs(n_samples=n, n_features=d.n_features or 2, centers=centers,
-                              cluster_std=d.cluster_std or 1.0, random_state=rs)
-        return x, y, "binary" if centers == 2 else "multiclass"
-    if d.dataset == "classification":
-        classes = d.n_classes or 2
-        features = d.n_features or 20
-        informative = d.n_informative or 2
-        x, y = skd.make_classification(
-            n_samples=n, n_features=features, n_informative=informative,
-            n_redundant=min(2, features - informative), n_classes=classes, random_state=rs,
-        )
-        return x, y, "binary" if classes == 2 else "multiclass"
-    if d.dataset == "regression":
-        x, y = skd.make_regression(n_samples=n, n_features=d.n_features or 10,
-                                   n_informative=d.n_informative or 10, noise=d.noise,
-                                   random_state=rs)
-        return x, y, "regression"
-    if d.dataset == "friedman1":
-        x, y = skd.make_friedman1(n_samples=n, n_features=d.n_features or 10, noise=d.noise,
-                                  random_state=rs)
-        return x, y, "regression"
-    raise AssertionError(f"no generator for {d.dataset!r}")  # spec validation keeps this out
+def _classification_problems(p: Mapping[str, Any]) -> Problems:
+    """make_classification's constraints between arguments, which it checks only in its body."""
+    if p["n_informative"] > p["n_features"]:
+        return [("data.n_informative", f"must be <= data.n_features ({p['n_features']}); "
+                                       f"got {p['n_informative']}")]
+    if p["n_classes"] * 2 > 2 ** p["n_informative"]:  # two clusters per class
+        return [("data.n_classes", "must satisfy n_classes * 2 <= 2 ** n_informative "
+                                   f"(n_informative = {p['n_informative']}); "
+                                   f"got {p['n_classes']}")]
+    return []
 
 
-def _read_csv(spec: StudySpec) -> tuple[np.ndarray, np.ndarray, str, tuple[str, ...]]:
-    import csv
+def _classification_extra(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {"n_redundant": min(2, p["n_features"] - p["n_informative"])}
 
-    d = spec.data
-    assert d.path is not None and d.target is not None
-    path = Path(d.path)
-    if not path.is_absolute():
-        path = spec.source.parent / path
-    src = f"{spec.source}: 'data.path' {d.path!r}"
+
+@dataclass(frozen=True)
+class Generator:
+    """A scikit-learn ``make_*`` function and how the [data] keys reach it."""
+
+    function: str  # name in sklearn.datasets
+    keys: tuple[str, ...]  # [data] keys passed as they are (their defaults are DataSpec's)
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # keys whose default is ours
+    regression: bool = False
+    classes: str | None = None  # the key that counts the classes; None: two classes
+    problems: Callable[[Mapping[str, Any]], Problems] = lambda p: []  # across arguments
+    extra: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda p: {}  # derived arguments
+
+    @property
+    def takes(self) -> frozenset[str]:
+        return frozenset(self.keys) | frozenset(self.defaults)
+
+    def arguments(self, d: DataSpec) -> dict[str, Any]:
+        """The [data] keys as the generator gets them, defaults filled in."""
+        given = {key: getattr(d, key) for key in self.keys}
+        for key, default in self.defaults.items():
+            value = getattr(d, key)
+            given[key] = default if value is None else value
+        return given
+
+    def sklearn_function(self) -> Callable[..., Any]:
+        from sklearn import datasets
+
+        fn: Callable[..., Any] = getattr(datasets, self.function)
+        return fn
+
+
+_SAMPLED = ("n_samples", "noise", "random_state")
+GENERATORS: dict[str, Generator] = {
+    "circles": Generator("make_circles", _SAMPLED, {"factor": 0.8}),
+    "moons": Generator("make_moons", _SAMPLED),
+    "blobs": Generator("make_blobs", ("n_samples", "random_state"),
+                       {"n_features": 2, "centers": 2, "cluster_std": 1.0}, classes="centers"),
+    "classification": Generator(
+        "make_classification", ("n_samples", "random_state"),
+        {"n_features": 20, "n_informative": 2, "n_classes": 2}, classes="n_classes",
+        problems=_classification_problems, extra=_classification_extra),
+    "regression": Generator("make_regression", _SAMPLED, {"n_features": 10, "n_informative": 10},
+                            regression=True),
+    "friedman1": Generator("make_friedman1", _SAMPLED, {"n_features": 10}, regression=True),
+}
+CSV_KEYS = frozenset({"path", "target", "task"})
+DATASETS: tuple[str, ...] = (*GENERATORS, "csv")
+
+
+def dataset_keys(dataset: str) -> frozenset[str]:
+    """The dataset-specific [data] keys ``dataset`` reads."""
+    return CSV_KEYS if dataset == "csv" else GENERATORS[dataset].takes
+
+
+def task_of(d: DataSpec, n_labels: int | None = None) -> str:
+    """The task: 'binary', 'multiclass' or 'regression' -- decided here and nowhere else.
+
+    A generator's follows from the file. A csv classification's follows from its labels,
+    counted when the file is read (``n_labels``); until then it is 'classification'.
+    """
+    if d.dataset == "csv":
+        regression, classes = d.task == "regression", n_labels
+    else:
+        gen = GENERATORS[d.dataset]
+        regression = gen.regression
+        classes = gen.arguments(d)[gen.classes] if gen.classes else 2
+    if regression:
+        return "regression"
+    if classes is None:
+        return "classification"
+    return "binary" if classes == 2 else "multiclass"
+
+
+def _allowed_ranges(constraints: list[Any]) -> tuple[list[Any], str]:
+    """scikit-learn's constraints of one argument, and the ranges a number can satisfy."""
+    from sklearn.utils._param_validation import Interval, make_constraint
+
+    made = [make_constraint(c) for c in constraints]
+    # _RandomStates wraps an Interval with "a RandomState instance or None", which a study
+    # file cannot give; say only the ranges.
+    parts = [inner for c in made for inner in getattr(c, "_constraints", [c])]
+    return made, " or ".join(str(c) for c in parts if isinstance(c, Interval))
+
+
+def generator_problems(d: DataSpec) -> Problems:
+    """[data] values the generator refuses, checked against scikit-learn's own published
+    constraints (``_skl_parameter_constraints``, what its ``validate_params`` enforces) and
+    the generator's constraints between arguments, so no InvalidParameterError traceback
+    reaches a user."""
+    gen = GENERATORS[d.dataset]
+    fn = gen.sklearn_function()
+    published = getattr(fn, "_skl_parameter_constraints", {})
+    args = gen.arguments(d)
+    for key, value in args.items():
+        if key not in published:
+            continue
+        constraints, ranges = _allowed_ranges(published[key])
+        if ranges and not any(c.is_satisfied_by(value) for c in constraints):
+            return [(f"data.{key}", f"must be {ranges} (scikit-learn's {gen.function}); "
+                                    f"got {value!r}")]
+    return gen.problems(args)
+
+
+def _generate(d: DataSpec, src: str) -> tuple[np.ndarray, np.ndarray]:
+    gen = GENERATORS[d.dataset]
+    args = gen.arguments(d)
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+        x, y = gen.sklearn_function()(**args, **gen.extra(args))
+    except ValueError as exc:  # InvalidParameterError too: what generator_problems missed
+        message = " ".join(str(exc).split())
+        raise NoiseSearchError(f"{src}: scikit-learn's {gen.function} refuses the [data] "
+                               f"keys: {message}") from None
+    return x, y
+
+
+def _where(raw: bytes, offset: int) -> str:
+    line = raw[:offset].count(b"\n") + 1
+    return f"offset {offset} (line {line})"
+
+
+def _read_rows(path: Path, src: str) -> list[list[str]]:
+    """The one way a CSV file is read: UTF-8 text or a one-line error naming the file."""
+    try:
+        raw = path.read_bytes()
     except OSError as exc:
         raise NoiseSearchError(f"{src} cannot be read ({exc.strerror or exc})") from None
+    not_text = f"{src} must be a UTF-8 text CSV file; got"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NoiseSearchError(f"{not_text} byte 0x{raw[exc.start]:02x} at "
+                               f"{_where(raw, exc.start)}, which is not UTF-8") from None
+    if "\x00" in text:
+        raise NoiseSearchError(
+            f"{not_text} a NUL byte at {_where(raw, raw.index(0))}, as in a binary file")
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def _finite(value: str, what: str, path: Path, line: int) -> float:
+    """A CSV cell as a number; NaN and infinities are refused like any other non-number."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise NoiseSearchError(f"{path}: {what} must hold finite numbers; got {value!r} on "
+                               f"line {line}")
+    return number
+
+
+def _csv_path(spec: StudySpec) -> Path:
+    assert spec.data.path is not None
+    path = Path(spec.data.path)
+    return path if path.is_absolute() else spec.source.parent / path
+
+
+def _read_csv(spec: StudySpec) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
+    """Features (checked finite) and the raw target cells of a CSV file."""
+    d, path = spec.data, _csv_path(spec)
+    rows = _read_rows(path, f"{spec.source}: 'data.path' {d.path!r}")
     if not rows:
-        raise NoiseSearchError(f"{src} is empty; expected a header row and data rows")
+        raise NoiseSearchError(
+            f"{spec.source}: 'data.path' {d.path!r} is empty; expected a header row and data rows")
     header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if any(c.strip() for c in r)]
     if d.target not in header:
         raise NoiseSearchError(
@@ -102,68 +242,59 @@ def _read_csv(spec: StudySpec) -> tuple[np.ndarray, np.ndarray, str, tuple[str, 
     t = header.index(d.target)
     features = tuple(h for i, h in enumerate(header) if i != t)
     x = np.empty((len(body), len(features)))
-    targets = []
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise NoiseSearchError(
-                f"{path}: line {line} has {len(row)} fields, the header has {len(header)}"
-            )
+                f"{path}: line {line} has {len(row)} fields, the header has {len(header)}")
         values = [c.strip() for i, c in enumerate(row) if i != t]
         for j, value in enumerate(values):
-            try:
-                x[line - 2, j] = float(value)
-            except ValueError:
-                raise NoiseSearchError(
-                    f"{path}: feature column {features[j]!r} must be numeric; got {value!r} "
-                    f"on line {line}"
-                ) from None
-        targets.append(row[t].strip())
-    task = spec.task
-    if task == "regression":
-        try:
-            y = np.array([float(v) for v in targets])
-        except ValueError:
-            bad = next(v for v in targets if not _is_float(v))
-            raise NoiseSearchError(
-                f"{path}: regression target column {d.target!r} must be numeric; got {bad!r}"
-            ) from None
-        return x, y, "regression", features
-    labels = sorted(set(targets))
+            x[line - 2, j] = _finite(value, f"feature column {features[j]!r}", path, line)
+    return x, [row[t].strip() for row in body], features
+
+
+def _csv_targets(spec: StudySpec, cells: list[str]) -> tuple[np.ndarray, str]:
+    """Targets as numbers (regression) or class indices of the sorted labels, and the task."""
+    d, path = spec.data, _csv_path(spec)
+    if task_of(d) == "regression":
+        column = f"regression target column {d.target!r}"
+        y = np.array([_finite(v, column, path, line) for line, v in enumerate(cells, start=2)])
+        return y, "regression"
+    labels = sorted(set(cells))
     if len(labels) < 2:
         raise NoiseSearchError(
-            f"{path}: target column {d.target!r} must hold at least 2 classes; got {labels}"
-        )
+            f"{path}: target column {d.target!r} must hold at least 2 classes; got {labels}")
     index = {label: i for i, label in enumerate(labels)}
-    y = np.array([index[v] for v in targets])
-    return x, y, "binary" if len(labels) == 2 else "multiclass", features
+    return np.array([index[v] for v in cells]), task_of(d, len(labels))
 
 
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _load_arrays(spec: StudySpec) -> tuple[np.ndarray, np.ndarray, str, tuple[str, ...]]:
+    d = spec.data
+    if d.dataset != "csv":
+        x, y = _generate(d, str(spec.source))
+        return x, y, task_of(d), tuple(f"x{i}" for i in range(x.shape[1]))
+    x, cells, names = _read_csv(spec)
+    y, task = _csv_targets(spec, cells)
+    if d.n_train >= len(x):
+        raise NoiseSearchError(
+            f"{spec.source}: 'data.n_train' must be < the number of rows in {d.path} "
+            f"({len(x)}) so that rows remain to test on; got {d.n_train}")
+    return x, y, task, names
+
+
+def _scaler(kind: str) -> Any:
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    return StandardScaler() if kind == "standard" else MinMaxScaler()
 
 
 def load_dataset(spec: StudySpec) -> Dataset:
     """Make or read the data, split it (first n_train rows train), scale on the train rows."""
     d = spec.data
-    if d.dataset == "csv":
-        x, y, task, names = _read_csv(spec)
-        if d.n_train >= len(x):
-            raise NoiseSearchError(
-                f"{spec.source}: 'data.n_train' must be < the number of rows in {d.path} "
-                f"({len(x)}) so that rows remain to test on; got {d.n_train}"
-            )
-    else:
-        x, y, task = _generate(d)
-        names = tuple(f"x{i}" for i in range(x.shape[1]))
+    x, y, task, names = _load_arrays(spec)
     x = np.asarray(x, dtype=np.float64)
     x_train, x_test = x[: d.n_train], x[d.n_train :]
     if d.scale != "none":
-        scaler = StandardScaler() if d.scale == "standard" else MinMaxScaler()
-        scaler.fit(x_train)
+        scaler = _scaler(d.scale).fit(x_train)
         x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
     if task == "multiclass":
         n_classes = int(np.max(y)) + 1
@@ -173,9 +304,7 @@ def load_dataset(spec: StudySpec) -> Dataset:
         y_col = np.asarray(y, dtype=np.float64).reshape(-1, 1)
         if task == "regression" and d.scale_target not in (None, "none"):
             # Fitted on the training rows only, like the features.
-            target_scaler = StandardScaler() if d.scale_target == "standard" else MinMaxScaler()
-            target_scaler.fit(y_col[: d.n_train])
-            y_col = target_scaler.transform(y_col)
+            y_col = _scaler(d.scale_target).fit(y_col[: d.n_train]).transform(y_col)
         y_all = y_col.astype(np.float32)
     return Dataset(
         x_train=np.ascontiguousarray(x_train, dtype=np.float32),

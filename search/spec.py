@@ -9,12 +9,14 @@ given, on one line.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search import data as datasets
 from search import engine
 from search.errors import NoiseSearchError
 from search.noise import KINDS, SITE_NAMES, NoiseConfig, expand_grid, parse_placement
@@ -40,7 +42,12 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """The one rule for every number of a study file: an int or float, and finite.
+
+    TOML (and so ``--set``) can spell inf, -inf and nan; none of them is a σ, a rate or a
+    size, and an accepted one would only show up later as diverged trials.
+    """
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def integer(minimum: int | None = None) -> Check:
@@ -54,14 +61,18 @@ def integer(minimum: int | None = None) -> Check:
     return check
 
 
-def number(minimum: float | None = None, exclusive: bool = False) -> Check:
+def number(minimum: float | None = None, exclusive: bool = False,
+           maximum: float | None = None) -> Check:
     op = ">" if exclusive else ">="
-    allowed = "a number" + (f" {op} {minimum:g}" if minimum is not None else "")
+    allowed = ("a finite number" + (f" {op} {minimum:g}" if minimum is not None else "")
+               + (f" and <= {maximum:g}" if maximum is not None else ""))
 
     def check(v: Any) -> float:
         if not _is_number(v):
             raise _Invalid(allowed)
         if minimum is not None and (v <= minimum if exclusive else v < minimum):
+            raise _Invalid(allowed)
+        if maximum is not None and v > maximum:
             raise _Invalid(allowed)
         return float(v)
 
@@ -107,7 +118,7 @@ def int_list(minimum: int) -> Check:
 
 
 def std_list() -> Check:
-    allowed = "a non-empty list of numbers >= 0 (the σ grid)"
+    allowed = "a non-empty list of finite numbers >= 0 (the σ grid)"
 
     def check(v: Any) -> tuple[float, ...]:
         if _is_number(v):
@@ -160,7 +171,8 @@ def site_grid_table() -> Check:
             try:
                 out.append((site, grid(values)))
             except _Invalid:
-                raise _Invalid(allowed + "; each a non-empty list of numbers >= 0") from None
+                raise _Invalid(allowed + "; each a non-empty list of finite numbers >= 0"
+                               ) from None
         return tuple(out)
 
     return check
@@ -172,7 +184,7 @@ def _key(check: Check, default: Any = dataclasses.MISSING, doc: str = "") -> Any
     return field(default=default, metadata={"check": check, "doc": doc})
 
 
-DATASETS = ("circles", "moons", "blobs", "classification", "regression", "friedman1", "csv")
+DATASETS = datasets.DATASETS
 CLASSIFICATION_METRICS = ("accuracy",)
 REGRESSION_METRICS = ("rmse", "mse", "r2")
 LOWER_IS_BETTER = frozenset({"rmse", "mse"})
@@ -227,7 +239,8 @@ class ModelSpec:
     batch_size: int = _key(integer(1), 32)
     optimizer: str = _key(choice("adam", "sgd", "rmsprop"), "adam")
     learning_rate: float | None = _key(optional(number(0, exclusive=True)), None)
-    momentum: float = _key(number(0), 0.0)
+    # Keras's SGD refuses a momentum outside [0, 1]; the fast engine follows the same rule.
+    momentum: float = _key(number(0, maximum=1), 0.0)
 
 
 @dataclass(frozen=True)
@@ -239,19 +252,9 @@ class NoiseSpec:
     gradient_gamma: float = _key(number(0), 0.55)
 
 
-# Which [data] keys each dataset reads; a key given for a dataset that ignores it is an error,
-# so that a typo'd experiment does not silently run something else.
-DATASET_KEYS: dict[str, frozenset[str]] = {
-    "circles": frozenset({"n_samples", "noise", "random_state", "factor"}),
-    "moons": frozenset({"n_samples", "noise", "random_state"}),
-    "blobs": frozenset({"n_samples", "random_state", "n_features", "centers", "cluster_std"}),
-    "classification": frozenset(
-        {"n_samples", "random_state", "n_features", "n_informative", "n_classes"}
-    ),
-    "regression": frozenset({"n_samples", "noise", "random_state", "n_features", "n_informative"}),
-    "friedman1": frozenset({"n_samples", "noise", "random_state", "n_features"}),
-    "csv": frozenset({"path", "target", "task"}),
-}
+# The [data] keys every dataset reads; the others depend on the dataset (data.dataset_keys).
+# A key given for a dataset that ignores it is an error, so that a typo'd experiment does not
+# silently run something else.
 _COMMON_DATA_KEYS = frozenset({"dataset", "n_train", "scale", "scale_target"})
 
 SECTIONS: dict[str, type] = {
@@ -275,17 +278,9 @@ class StudySpec:
 
     @property
     def task(self) -> str:
-        """'binary', 'multiclass' or 'regression' as far as the file says; csv decides at load."""
-        d = self.data
-        if d.dataset in ("regression", "friedman1"):
-            return "regression"
-        if d.dataset == "csv":
-            return d.task or "classification"
-        if d.dataset == "blobs":
-            return "binary" if (d.centers or 2) == 2 else "multiclass"
-        if d.dataset == "classification":
-            return "binary" if (d.n_classes or 2) == 2 else "multiclass"
-        return "binary"
+        """'binary', 'multiclass' or 'regression' as far as the file says ('classification'
+        for a csv file until its labels are counted); decided by search.data.task_of."""
+        return datasets.task_of(self.data)
 
     @property
     def metric(self) -> str:
@@ -339,63 +334,82 @@ def _parse_override_value(text: str) -> Any:
         return text  # a bare word such as moons or hidden_pre is meant as a string
 
 
+def _override_key(item: str) -> list[str]:
+    """``--set SECTION.KEY[.SUB]=VALUE`` -> [SECTION, KEY, SUB...]; SpecError if malformed."""
+    dotted, sep, _ = item.partition("=")
+    parts = dotted.strip().split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise SpecError(
+            f"--set {item!r}: expected SECTION.KEY=VALUE (e.g. model.epochs=500), got {item!r}")
+    section, key = parts[0], parts[1]
+    if section not in SECTIONS:
+        raise SpecError(
+            f"--set {item!r}: unknown section {section!r}; allowed: {', '.join(SECTIONS)}")
+    allowed = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    if key not in allowed:
+        raise SpecError(f"--set {item!r}: unknown key '{section}.{key}'; [{section}] allows: "
+                        + ", ".join(allowed))
+    return parts
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
     """Apply ``--set section.key=value`` (value parsed as TOML) to the raw file contents."""
     result = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for item in overrides:
-        dotted, sep, text = item.partition("=")
-        dotted = dotted.strip()
-        parts = dotted.split(".")
-        if not sep or len(parts) < 2 or not all(parts):
-            raise SpecError(
-                f"--set {item!r}: expected SECTION.KEY=VALUE (e.g. model.epochs=500), got {item!r}"
-            )
-        section, key = parts[0], parts[1]
-        if section not in SECTIONS:
-            raise SpecError(
-                f"--set {item!r}: unknown section {section!r}; allowed: {', '.join(SECTIONS)}"
-            )
-        allowed = [f.name for f in dataclasses.fields(SECTIONS[section])]
-        if key not in allowed:
-            raise SpecError(
-                f"--set {item!r}: unknown key '{section}.{key}'; [{section}] allows: "
-                + ", ".join(allowed)
-            )
-        value = _parse_override_value(text.strip())
-        target = result.setdefault(section, {})
+        parts = _override_key(item)
+        value = _parse_override_value(item.partition("=")[2].strip())
+        target = result.setdefault(parts[0], {})
         if not isinstance(target, dict):
-            raise SpecError(f"{source}: [{section}] must be a table, got {target!r}")
+            raise SpecError(f"{source}: [{parts[0]}] must be a table, got {target!r}")
         for part in parts[1:-1]:
             nested = target.setdefault(part, {})
             if not isinstance(nested, dict):
-                raise SpecError(f"--set {item!r}: '{section}.{part}' is not a table")
+                raise SpecError(f"--set {item!r}: '{parts[0]}.{part}' is not a table")
             target = nested
         target[parts[-1]] = value
     return result
 
 
-def _build_section(cls: type, table: Any, section: str, source: str) -> Any:
+@dataclass(frozen=True)
+class _Origin:
+    """Where each key's value came from, so that a message names the file or the ``--set``."""
+
+    file: str
+    overrides: Sequence[str] = ()
+
+    def of(self, key: str) -> str:
+        """The file, or the ``--set`` item(s) that gave ``key`` ('section.key[.sub]')."""
+        section_key = key.split(".")[:2]
+        items = [item for item in self.overrides
+                 if [p.strip() for p in item.partition("=")[0].split(".")][:2] == section_key]
+        return ", ".join(f"--set {item!r}" for item in items) if items else self.file
+
+    def error(self, key: str, tail: str) -> SpecError:
+        return SpecError(f"{self.of(key)}: '{key}' {tail}")
+
+
+def _build_section(cls: type, table: Any, section: str, origin: _Origin) -> Any:
+    src = origin.file
     if not isinstance(table, dict):
-        raise SpecError(f"{source}: [{section}] must be a table, got {table!r}")
+        raise SpecError(f"{src}: [{section}] must be a table, got {table!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise SpecError(
-            f"{source}: unknown key '{section}.{unknown[0]}'; [{section}] allows: "
+            f"{src}: unknown key '{section}.{unknown[0]}'; [{section}] allows: "
             + ", ".join(fields)
         )
     values = {}
     for name, f in fields.items():
         if name not in table:
             if f.default is dataclasses.MISSING:
-                raise SpecError(f"{source}: missing key '{section}.{name}' ({_allowed(f)})")
+                raise SpecError(f"{src}: missing key '{section}.{name}' ({_allowed(f)})")
             continue
         try:
             values[name] = f.metadata["check"](table[name])
         except _Invalid as bad:
-            raise SpecError(
-                f"{source}: '{section}.{name}' must be {bad.allowed}; got {table[name]!r}"
-            ) from None
+            raise origin.error(f"{section}.{name}",
+                               f"must be {bad.allowed}; got {table[name]!r}") from None
     return cls(**values)
 
 
@@ -408,14 +422,19 @@ def _allowed(f: dataclasses.Field[Any]) -> str:
 
 
 def from_dict(
-    raw: Mapping[str, Any], source: str | Path, study_name: str | None = None
+    raw: Mapping[str, Any], source: str | Path, study_name: str | None = None,
+    overrides: Sequence[str] = (),
 ) -> StudySpec:
-    """Validate raw TOML data completely; raise SpecError with a one-line message."""
-    src = str(source)
+    """Validate raw TOML data completely; raise SpecError with a one-line message.
+
+    ``overrides`` are the ``--set`` items already applied to ``raw``: a message about a
+    value one of them gave names it instead of the file.
+    """
+    origin = _Origin(str(source), tuple(overrides))
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise SpecError(
-            f"{src}: unknown section [{unknown[0]}]; allowed: "
+            f"{origin.file}: unknown section [{unknown[0]}]; allowed: "
             + ", ".join(f"[{s}]" for s in SECTIONS)
         )
     tables = {name: raw.get(name, {}) for name in SECTIONS}
@@ -423,83 +442,111 @@ def from_dict(
         tables["study"] = {**tables["study"], "name": study_name}
     for name in ("data", "noise"):
         if name not in raw:
-            raise SpecError(f"{src}: missing section [{name}]")
-    built = {name: _build_section(cls, tables[name], name, src) for name, cls in SECTIONS.items()}
+            raise SpecError(f"{origin.file}: missing section [{name}]")
+    built = {name: _build_section(cls, tables[name], name, origin)
+             for name, cls in SECTIONS.items()}
     spec = StudySpec(source=Path(source), **built)
-    _check_across_keys(spec, tables["data"], src)
+    problem = next(iter(_data_keys_apply(spec.data, tables["data"]) or _across_keys(spec)),
+                   None)
+    if problem is not None:
+        raise origin.error(*problem)
     return spec
 
 
-def _check_across_keys(spec: StudySpec, data_table: Mapping[str, Any], src: str) -> None:
-    data = spec.data
-    usable = DATASET_KEYS[data.dataset] | _COMMON_DATA_KEYS
-    for key, value in data_table.items():
-        if key not in usable and value is not None:  # None: a stored spec's unused key
-            raise SpecError(
-                f"{src}: 'data.{key}' does not apply to dataset {data.dataset!r}; it takes: "
-                + ", ".join(sorted(usable))
-            )
-    if data.dataset == "csv":
-        for key in ("path", "target"):
-            if getattr(data, key) is None:
-                raise SpecError(f"{src}: dataset 'csv' needs 'data.{key}' (a {key} string)")
-    elif data.n_train >= data.n_samples:
-        raise SpecError(
-            f"{src}: 'data.n_train' must be < data.n_samples ({data.n_samples}) so that rows "
-            f"remain to test on; got {data.n_train}"
-        )
-    if data.dataset == "friedman1" and (data.n_features or 10) < 5:
-        raise SpecError(
-            f"{src}: 'data.n_features' must be >= 5 for friedman1; got {data.n_features}")
-    if data.dataset == "classification":
-        informative = data.n_informative or 2
-        features = data.n_features or 20
-        classes = data.n_classes or 2
-        if informative > features:
-            raise SpecError(
-                f"{src}: 'data.n_informative' must be <= data.n_features ({features}); "
-                f"got {informative}"
-            )
-        if classes * 2 > 2**informative:
-            raise SpecError(
-                f"{src}: 'data.n_classes' must satisfy n_classes * 2 <= 2 ** n_informative "
-                f"(n_informative = {informative}); got {classes}"
-            )
+# --- checks across keys: each returns its problems as (key, message tail), first one wins ---
+
+Problems = list[tuple[str, str]]
+
+
+def _data_keys_apply(data: DataSpec, given: Mapping[str, Any]) -> Problems:
+    """A [data] key the dataset does not read must not be set. A stored spec (``to_dict``)
+    holds every key, the unused ones at their defaults, so a default is not "set"."""
+    usable = datasets.dataset_keys(data.dataset) | _COMMON_DATA_KEYS
+    defaults = {f.name: f.default for f in dataclasses.fields(DataSpec)}
+    for key, value in given.items():
+        if key not in usable and value != defaults[key]:
+            return [(f"data.{key}", f"does not apply to dataset {data.dataset!r}; it takes: "
+                                    + ", ".join(sorted(usable)))]
+    return []
+
+
+def _csv_names_path_and_target(spec: StudySpec) -> Problems:
+    d = spec.data
+    return [(f"data.{key}", f"is required for dataset 'csv' (a {key} string)")
+            for key in ("path", "target") if d.dataset == "csv" and getattr(d, key) is None]
+
+
+def _rows_remain_to_test(spec: StudySpec) -> Problems:
+    d = spec.data  # a csv file's rows are counted when it is read (search.data)
+    if d.dataset != "csv" and d.n_train >= d.n_samples:
+        return [("data.n_train", f"must be < data.n_samples ({d.n_samples}) so that rows "
+                                 f"remain to test on; got {d.n_train}")]
+    return []
+
+
+def _generator_takes_its_arguments(spec: StudySpec) -> Problems:
+    return [] if spec.data.dataset == "csv" else datasets.generator_problems(spec.data)
+
+
+def _metric_fits_task(spec: StudySpec) -> Problems:
     metric = spec.study.metric
-    if metric is not None:
-        fits = REGRESSION_METRICS if spec.task == "regression" else CLASSIFICATION_METRICS
-        if metric not in fits:
-            raise SpecError(
-                f"{src}: 'study.metric' must be one of {', '.join(map(repr, fits))} for a "
-                f"{spec.task} problem; got {metric!r}"
-            )
-    if data.scale_target not in (None, "none") and spec.task != "regression":
-        raise SpecError(
-            f"{src}: 'data.scale_target' applies to regression only ('none' otherwise); got "
-            f"{data.scale_target!r} for a {spec.task} problem")
-    _check_engine(spec, src)
-    placements = spec.noise.placements
-    if len(set(placements)) != len(placements):
-        raise SpecError(
-            f"{src}: 'noise.placements' lists a placement twice; got {list(placements)}")
-    if not spec.configurations()[1:]:
-        raise SpecError(f"{src}: the noise grid is empty; 'noise.placements' and 'noise.std' "
-                        "must give at least one configuration besides the baseline")
+    fits = REGRESSION_METRICS if spec.task == "regression" else CLASSIFICATION_METRICS
+    if metric is not None and metric not in fits:
+        return [("study.metric", f"must be one of {', '.join(map(repr, fits))} for a "
+                                 f"{spec.task} problem; got {metric!r}")]
+    return []
 
 
-def _check_engine(spec: StudySpec, src: str) -> None:
-    """Ask the engine the study names (its light declarations: no TensorFlow import)."""
+def _scale_target_fits_task(spec: StudySpec) -> Problems:
+    scale = spec.data.scale_target
+    if scale not in (None, "none") and spec.task != "regression":
+        return [("data.scale_target", "applies to regression only ('none' otherwise); got "
+                                      f"{scale!r} for a {spec.task} problem")]
+    return []
+
+
+def _engine_trains_every_site(spec: StudySpec) -> Problems:
+    """The engine the study names declares its sites (without importing TensorFlow)."""
     declared = engine.limits(spec.study.engine)
     for placement in spec.noise.placements:
         other = [site for site in placement.split("+") if site not in declared.SITES]
         if other:
             able = [name for name in engine.NAMES if other[0] in engine.limits(name).SITES]
-            raise SpecError(
-                f"{src}: 'study.engine' = {declared.NAME!r} supports noise on "
-                f"{', '.join(declared.SITES)} only (use engine {' or '.join(map(repr, able))} "
-                f"for {other[0]}); got placement {placement!r} in 'noise.placements'")
-    for key, tail in declared.check(spec):
-        raise SpecError(f"{src}: '{key}' {tail}")
+            return [("study.engine", f"= {declared.NAME!r} supports noise on "
+                     f"{', '.join(declared.SITES)} only (use engine "
+                     f"{' or '.join(map(repr, able))} for {other[0]}); got placement "
+                     f"{placement!r} in 'noise.placements'")]
+    return []
+
+
+def _engine_limits(spec: StudySpec) -> Problems:
+    return engine.limits(spec.study.engine).check(spec)
+
+
+def _placements_distinct(spec: StudySpec) -> Problems:
+    placements = spec.noise.placements
+    if len(set(placements)) != len(placements):
+        return [("noise.placements", f"lists a placement twice; got {list(placements)}")]
+    return []
+
+
+def _grid_not_empty(spec: StudySpec) -> Problems:
+    if not spec.configurations()[1:]:
+        return [("noise.placements", "and 'noise.std' must give at least one configuration "
+                                     "besides the baseline; the noise grid is empty")]
+    return []
+
+
+_ACROSS_KEYS: tuple[Callable[[StudySpec], Problems], ...] = (
+    _csv_names_path_and_target, _rows_remain_to_test, _generator_takes_its_arguments,
+    _metric_fits_task, _scale_target_fits_task, _engine_trains_every_site, _engine_limits,
+    _placements_distinct, _grid_not_empty,
+)
+
+
+def _across_keys(spec: StudySpec) -> Iterable[tuple[str, str]]:
+    for check in _ACROSS_KEYS:
+        yield from check(spec)
 
 
 def load(path: str | Path, overrides: list[str] | None = None,
@@ -518,5 +565,5 @@ def load(path: str | Path, overrides: list[str] | None = None,
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{p}: not valid TOML: {exc}") from None
-    raw = apply_overrides(raw, list(overrides or []), str(p))
-    return from_dict(raw, p, study_name=study_name)
+    items = list(overrides or [])
+    return from_dict(apply_overrides(raw, items, str(p)), p, study_name, items)

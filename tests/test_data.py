@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pytest
 
+from search import data as data_module
 from search import spec as spec_module
 from search.cli import main
 from search.data import load_dataset
@@ -60,9 +61,9 @@ def test_csv_regression_target(write_study, tmp_path):
     (GOOD_ROWS, "class", None, "'data.target' must name a column of table.csv (a, b, label); "
                                "got 'class'"),
     (["a,b,label", "0.1,x,yes", *GOOD_ROWS[2:]], "label", None,
-     "feature column 'b' must be numeric; got 'x' on line 2"),
-    (GOOD_ROWS, "label", "regression", "regression target column 'label' must be numeric; "
-                                       "got 'yes'"),
+     "feature column 'b' must hold finite numbers; got 'x' on line 2"),
+    (GOOD_ROWS, "label", "regression", "regression target column 'label' must hold finite "
+                                       "numbers; got 'yes' on line 2"),
     (["a,b,label", "1,2,yes", "3,4,yes", "5,6,yes", "7,8,yes", "9,10,yes"], "label", None,
      "target column 'label' must hold at least 2 classes"),
 ])
@@ -77,9 +78,7 @@ def test_bad_csv_is_one_line_naming_column_allowed_and_given(rows, target, task,
     assert main(["run", str(path), "--storage", sqlite_url, "--quiet"]) == 2
     out = capsys.readouterr().err.strip()
     assert expected in out and "\n" not in out and "Traceback" not in out
-    # The data is read after the storage is opened, but before any study is created in it.
-    if (tmp_path / "studies.db").exists():
-        assert optuna.study.get_all_study_names(storage=sqlite_url) == []
+    assert not (tmp_path / "studies.db").exists()  # the data is read before the storage opens
 
 
 BAD_SPECS = {
@@ -113,7 +112,7 @@ BAD_SPECS = {
         "'model.hidden' must be a non-empty list of integers >= 1; got [8, 0]"),
     "negative_learning_rate": (
         TINY_STUDY.replace("epochs = 20", "epochs = 20\nlearning_rate = -0.001"),
-        "'model.learning_rate' must be a number > 0; got -0.001"),
+        "'model.learning_rate' must be a finite number > 0; got -0.001"),
 }
 
 
@@ -184,3 +183,152 @@ def test_every_generator_gives_its_task(lines, task, outputs, write_study):
         assert data.y_train.dtype == np.int32 and data.y_train.ndim == 1
     else:
         assert data.y_train.shape == (20, 1) and data.y_train.dtype == np.float32
+
+
+# --- generated: every generator argument outside scikit-learn's published ranges ---
+
+def _outside(interval) -> list:
+    """Values just outside an sklearn Interval, of its own type."""
+    step = 1 if interval.type is Integral else 0.5
+    values = []
+    if interval.left is not None:
+        values.append(interval.left if interval.closed in ("right", "neither")
+                      else interval.left - step)
+    if interval.right is not None:
+        values.append(interval.right if interval.closed in ("left", "neither")
+                      else interval.right + step)
+    return [int(v) if interval.type is Integral else float(v) for v in values]
+
+
+def _sklearn_cases() -> list[tuple[str, str, object]]:
+    from sklearn.utils._param_validation import Interval, make_constraint
+
+    cases = []
+    for dataset, gen in data_module.GENERATORS.items():
+        published = gen.sklearn_function()._skl_parameter_constraints
+        for key in sorted(gen.takes):
+            assert key in published, f"{gen.function} publishes no constraint for {key}"
+            made = [make_constraint(c) for c in published[key]]
+            for c in (inner for m in made for inner in getattr(m, "_constraints", [m])):
+                if isinstance(c, Interval):
+                    cases += [(dataset, key, v) for v in _outside(c)
+                              if not any(m.is_satisfied_by(v) for m in made)]
+    return cases
+
+
+SKLEARN_CASES = _sklearn_cases()
+
+
+def test_the_generated_cases_include_the_ones_users_hit():
+    assert ("circles", "factor", 1.0) in SKLEARN_CASES
+    assert ("friedman1", "n_features", 4) in SKLEARN_CASES
+    assert ("moons", "random_state", 2**32) in SKLEARN_CASES
+
+
+@pytest.mark.parametrize("route", ["file", "set"])
+@pytest.mark.parametrize("dataset, key, value", SKLEARN_CASES,
+                         ids=[f"{d}.{k}={v}" for d, k, v in SKLEARN_CASES])
+def test_generator_argument_outside_sklearn_range_is_one_line_before_storage(
+        dataset, key, value, route, write_study, sqlite_url, tmp_path, capsys):
+    table = {"dataset": f'"{dataset}"', "n_samples": "60", "random_state": "1"}
+    sets = [] if route == "file" else [f"data.{key}={value!r}"]
+    if not sets:
+        table[key] = repr(value)
+    lines = "".join(f"{k} = {v}\n" for k, v in table.items())
+    path = write_study(study_with_data(lines).replace("n_train = 20\n", "n_train = 20\n", 1)
+                       .replace("random_state = 1\n", "", 1))
+    with pytest.raises(spec_module.SpecError) as err:
+        spec_module.load(path, sets)
+    message = str(err.value)
+    where = f"--set 'data.{key}={value!r}'" if sets else str(path)
+    assert message.startswith(f"{where}: 'data.{key}' must be ") and "\n" not in message
+    assert message.endswith(f"; got {value!r}")
+    args = ["run", str(path), "--storage", sqlite_url, "--quiet"]
+    assert main([*args, *(a for item in sets for a in ("--set", item))]) == 2
+    assert capsys.readouterr().err.strip() == f"noise-search: error: {message}"
+    assert not (tmp_path / "studies.db").exists()
+
+
+def test_sklearn_ranges_are_worded_as_sklearn_publishes_them(write_study):
+    with pytest.raises(spec_module.SpecError) as err:
+        spec_module.load(write_study(), ["data.factor=1.0"])
+    assert str(err.value) == ("--set 'data.factor=1.0': 'data.factor' must be a float in the "
+                              "range [0.0, 1.0) (scikit-learn's make_circles); got 1.0")
+
+
+@pytest.mark.parametrize("lines, expected", [
+    ('dataset = "classification"\nn_samples = 60\nn_features = 3\nn_informative = 4\n',
+     "'data.n_informative' must be <= data.n_features (3); got 4"),
+    ('dataset = "classification"\nn_samples = 60\nn_informative = 2\nn_classes = 3\n',
+     "'data.n_classes' must satisfy n_classes * 2 <= 2 ** n_informative (n_informative = 2); "
+     "got 3"),
+])
+def test_generator_constraints_between_arguments(lines, expected, write_study):
+    path = write_study(study_with_data(lines))
+    with pytest.raises(spec_module.SpecError) as err:
+        spec_module.load(path)
+    assert str(err.value) == f"{path}: {expected}"
+
+
+# --- generated: CSV cells that are not finite numbers, files that are not UTF-8 text ---
+
+BAD_CELLS = ["nan", "NaN", "inf", "-inf", "Infinity", "", "1e400", "x"]
+CSV_CELL_CASES = [(column, cell) for column in ("a", "b", "y") for cell in BAD_CELLS]
+
+
+@pytest.mark.parametrize("column, cell", CSV_CELL_CASES,
+                         ids=[f"{c}={v or 'empty'}" for c, v in CSV_CELL_CASES])
+def test_csv_cell_that_is_not_a_finite_number_is_one_line_before_storage(
+        column, cell, write_study, tmp_path, sqlite_url, capsys):
+    rows = ["a,b,y", *(f"{i},{i * 2},{i * 1.5}" for i in range(8))]
+    header = rows[0].split(",")
+    cells = rows[4].split(",")
+    cells[header.index(column)] = cell
+    rows[4] = ",".join(cells)
+    path = csv_study(write_study, tmp_path, rows, target="y", task="regression")
+    what = "regression target column 'y'" if column == "y" else f"feature column {column!r}"
+    expected = (f"{tmp_path / 'table.csv'}: {what} must hold finite numbers; got {cell!r} "
+                "on line 5")
+    with pytest.raises(NoiseSearchError) as err:
+        load_dataset(spec_module.load(path))
+    assert str(err.value) == expected
+    assert main(["run", str(path), "--storage", sqlite_url, "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == f"noise-search: error: {expected}"
+    assert not (tmp_path / "studies.db").exists()
+
+
+NOT_TEXT = {
+    "binary": bytes(range(256)) * 4,
+    "latin1": "a,b,label\n0.1,1,café\n".encode("latin-1"),
+    "utf16": "a,b,label\n0.1,1,yes\n".encode("utf-16"),
+    "nul_in_utf8": b"a,b,label\n0.1,\x00,yes\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_TEXT))
+def test_csv_file_that_is_not_utf8_text_is_one_line_naming_it(case, write_study, tmp_path,
+                                                               sqlite_url, capsys):
+    path = csv_study(write_study, tmp_path, GOOD_ROWS)
+    (tmp_path / "table.csv").write_bytes(NOT_TEXT[case])
+    with pytest.raises(NoiseSearchError) as err:
+        load_dataset(spec_module.load(path))
+    message = str(err.value)
+    assert message.startswith(f"{path}: 'data.path' 'table.csv' must be a UTF-8 text CSV "
+                              "file; got ")
+    assert "\n" not in message
+    assert main(["run", str(path), "--storage", sqlite_url, "--quiet"]) == 2
+    err_text = capsys.readouterr().err.strip()
+    assert err_text == f"noise-search: error: {message}" and "Traceback" not in err_text
+    assert not (tmp_path / "studies.db").exists()
+
+
+@pytest.mark.parametrize("case, where", [
+    ("latin1", "got byte 0xe9 at offset 19 (line 2), which is not UTF-8"),
+    ("nul_in_utf8", "got a NUL byte at offset 14 (line 2), as in a binary file"),
+])
+def test_the_offending_byte_is_located(case, where, write_study, tmp_path):
+    path = csv_study(write_study, tmp_path, GOOD_ROWS)
+    (tmp_path / "table.csv").write_bytes(NOT_TEXT[case])
+    with pytest.raises(NoiseSearchError) as err:
+        load_dataset(spec_module.load(path))
+    assert str(err.value).endswith(where)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from search import data as data_module
 from search import spec
 from search.cli import main
 from search.noise import Site
@@ -71,7 +77,7 @@ BAD_FILES = {
                         "'data.dataset' must be one of 'circles'"),
     "unknown_placement": (_replace('"hidden_pre"]', '"hiden_pre"]'), "'noise.placements'"),
     "negative_std": (_replace("std = [0.1, 0.3]", "std = [0.1, -0.3]"),
-                     "'noise.std' must be a non-empty list of numbers >= 0"),
+                     "'noise.std' must be a non-empty list of finite numbers >= 0"),
     "zero_repeats": (_replace("repeats = 3", "repeats = 0"),
                      "'study.repeats' must be an integer >= 1; got 0"),
     "n_train_too_big": (_replace("n_train = 20", "n_train = 60"),
@@ -82,7 +88,7 @@ BAD_FILES = {
     "zero_hidden": (_replace("hidden = [8]", "hidden = [0]"),
                     "'model.hidden' must be a non-empty list of integers >= 1"),
     "negative_lr": (_replace("epochs = 20", "epochs = 20\nlearning_rate = -0.1"),
-                    "'model.learning_rate' must be a number > 0"),
+                    "'model.learning_rate' must be a finite number > 0"),
     "key_for_other_dataset": (_replace("noise = 0.1", "noise = 0.1\ncenters = 3"),
                               "'data.centers' does not apply to dataset 'circles'"),
     "missing_noise": (TINY_STUDY.split("[noise]")[0], "missing section [noise]"),
@@ -138,3 +144,164 @@ def test_per_site_grids_make_products():
     assert len(combined) == 4  # input grid (2) × shared std grid for hidden_pre (2)
     assert {c.sigma(Site.INPUT) for c in combined} == {0.01, 0.02}
     assert [c.key for c in configs if c.sites == (Site.WEIGHTS,)] == ["weights:0.1", "weights:0.2"]
+
+
+# --- generated malformed inputs: every numeric key of every section, in the file and --set ---
+
+def _toml_value(value) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return json.dumps(value)
+
+
+def _toml(raw: dict) -> str:
+    return "\n".join(f"[{section}]\n" + "".join(f"{k} = {_toml_value(v)}\n"
+                                                for k, v in table.items())
+                     for section, table in raw.items())
+
+
+def _shape(f: dataclasses.Field) -> str:
+    t = str(f.type)
+    return "table" if t.startswith("tuple[tuple") else "list" if t.startswith("tuple[") \
+        else "scalar"
+
+
+NUMERIC_KEYS = [(section, f.name) for section, cls in spec.SECTIONS.items()
+                for f in dataclasses.fields(cls)
+                if ("int" in str(f.type) or "float" in str(f.type))]
+
+
+def _field(section: str, key: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(spec.SECTIONS[section]) if f.name == key)
+
+
+def _base_for(section: str, key: str) -> dict:
+    """TINY_STUDY, with a dataset that reads ``key`` when it is a dataset-specific [data] key."""
+    raw = tomllib.loads(TINY_STUDY)
+    if section == "data" and key not in raw["data"]:
+        dataset = next(name for name in spec.DATASETS if key in data_module.dataset_keys(name))
+        raw["data"] = {"dataset": dataset, "n_samples": 60, "n_train": 20}
+    return raw
+
+
+def _wrap(section: str, key: str, value):
+    shape = _shape(_field(section, key))
+    return {"input": [value]} if shape == "table" else [1, value] if shape == "list" else value
+
+
+def _minimum(section: str, key: str):
+    """The bound the key's own message states ('>= 1', '> 0'), as (minimum, exclusive)."""
+    if (section, key) == ("noise", "site_std"):
+        key = "std"  # each site's grid is a σ grid like noise.std
+    allowed = spec._allowed(_field(section, key))
+    match = re.search(r"(>=|>) (-?[0-9.e+-]+)", allowed)
+    assert match, allowed
+    number = float(match.group(2))
+    return (int(number) if number.is_integer() else number), match.group(1) == ">"
+
+
+def test_every_numeric_key_is_generated():
+    # The generator below must see every number of a study file; a new numeric key is covered
+    # by adding its field, and this list says which ones exist today.
+    assert {f"{s}.{k}" for s, k in NUMERIC_KEYS} == {
+        "study.seed", "study.repeats", "study.n_trials", "study.record_every",
+        "data.n_samples", "data.noise", "data.random_state", "data.n_train", "data.n_features",
+        "data.n_informative", "data.n_classes", "data.centers", "data.cluster_std",
+        "data.factor", "model.hidden", "model.epochs", "model.batch_size",
+        "model.learning_rate", "model.momentum", "noise.std", "noise.site_std",
+        "noise.gradient_gamma"}
+
+
+def _maximum(section: str, key: str):
+    match = re.search(r"<= (-?[0-9.e+-]+)", spec._allowed(_field(section, key)))
+    return None if match is None else float(match.group(1))
+
+
+def _bad_values(section: str, key: str) -> list:
+    minimum, exclusive = _minimum(section, key)
+    below = minimum if exclusive else minimum - 1
+    maximum = _maximum(section, key)
+    return [math.inf, -math.inf, math.nan, below, *([] if maximum is None else [maximum + 0.5])]
+
+
+BAD_NUMBERS = [(s, k, v) for s, k in NUMERIC_KEYS for v in _bad_values(s, k)]
+
+
+@pytest.mark.parametrize("route", ["file", "set"])
+@pytest.mark.parametrize("section, key, bad", BAD_NUMBERS,
+                         ids=[f"{s}.{k}={v}" for s, k, v in BAD_NUMBERS])
+def test_non_finite_or_out_of_range_number_is_one_line_before_storage(
+        section, key, bad, route, write_study, sqlite_url, tmp_path, capsys):
+    raw = _base_for(section, key)
+    value = _wrap(section, key, bad)
+    if route == "file":
+        raw[section][key] = value
+        path = write_study(_toml(raw))
+        sets, where = [], str(path)
+    else:
+        path = write_study(_toml(raw))
+        dotted = f"{section}.{key}" + (".input" if isinstance(value, dict) else "")
+        item = f"{dotted}={_toml_value(value['input'] if isinstance(value, dict) else value)}"
+        sets, where = [item], f"--set {item!r}"
+    with pytest.raises(spec._Invalid) as invalid:
+        _field(section, key).metadata["check"](value)
+    allowed = invalid.value.allowed
+    # Integers are refused as integers; every other number by the one finite-number rule.
+    assert ("integer" if "int" in str(_field(section, key).type) else "finite number") \
+        in allowed
+    expected = f"{where}: '{section}.{key}' must be {allowed}; got {value!r}"
+    with pytest.raises(spec.SpecError) as err:
+        spec.load(path, sets)
+    assert str(err.value) == expected
+    args = ["run", str(path), "--storage", sqlite_url, "--quiet"]
+    assert main([*args, *(a for item in sets for a in ("--set", item))]) == 2
+    assert capsys.readouterr().err.strip() == f"noise-search: error: {expected}"
+    assert not (tmp_path / "studies.db").exists()
+
+
+def test_a_set_error_names_every_set_item_that_gave_the_key(write_study):
+    items = ["noise.site_std.input=[0.1]", "noise.site_std.hidden_pre=[nan]"]
+    with pytest.raises(spec.SpecError) as err:
+        spec.load(write_study(), ["model.epochs=5", *items])
+    assert str(err.value).startswith(
+        "--set 'noise.site_std.input=[0.1]', --set 'noise.site_std.hidden_pre=[nan]': "
+        "'noise.site_std' must be a table site -> list of σ")
+
+
+def test_an_error_in_the_file_names_the_file_even_with_unrelated_set_items(write_study):
+    path = write_study(TINY_STUDY.replace("epochs = 20", "epochs = 0"))
+    with pytest.raises(spec.SpecError) as err:
+        spec.load(path, ["model.batch_size=4"])
+    assert str(err.value) == f"{path}: 'model.epochs' must be an integer >= 1; got 0"
+
+
+def test_the_stored_form_is_unchanged(write_study):
+    """Stored studies resume only if ``to_dict`` keeps its keys and values."""
+    assert spec.load(write_study()).to_dict() == {
+        "study": {"name": "tiny", "seed": 3, "repeats": 3, "sampler": "grid", "n_trials": 50,
+                  "engine": "fast", "record_every": 5, "metric": None},
+        "data": {"dataset": "circles", "n_samples": 60, "noise": 0.1, "random_state": 1,
+                 "n_train": 20, "scale": "none", "n_features": None, "n_informative": None,
+                 "n_classes": None, "centers": None, "cluster_std": None, "factor": None,
+                 "path": None, "target": None, "task": None, "scale_target": None},
+        "model": {"hidden": [8], "activation": "relu", "epochs": 20, "batch_size": 32,
+                  "optimizer": "adam", "learning_rate": None, "momentum": 0.0},
+        "noise": {"placements": ["input", "hidden_pre"], "std": [0.1, 0.3], "kind": "additive",
+                  "site_std": {}, "gradient_gamma": 0.55}}
+
+
+@pytest.mark.parametrize("dataset", spec.DATASETS)
+def test_every_dataset_round_trips_through_its_stored_form(dataset, write_study):
+    raw = tomllib.loads(TINY_STUDY)
+    raw["data"] = {"dataset": dataset, "n_train": 20}
+    raw["data"].update({"path": "t.csv", "target": "y"} if dataset == "csv" else {})
+    s = spec.load(write_study(_toml(raw)))
+    assert spec.from_dict(s.to_dict(), "stored") == s
+    # A key the dataset ignores is still refused when it is set to something else.
+    other = "factor" if dataset != "circles" else "centers"
+    with pytest.raises(spec.SpecError, match=f"'data.{other}' does not apply to dataset"):
+        spec.from_dict({**s.to_dict(), "data": {**s.to_dict()["data"], other: 3}}, "stored")
