@@ -48,67 +48,85 @@ def cli() -> None:
 def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         study_name: str | None, quiet: bool, workers: int) -> int:
     """Run (or resume) the study described by STUDY_FILE."""
-    from tqdm import tqdm
-
     from search import spec as spec_module
-    from search.storage import check_shareable, mask_password, open_storage, resolve_url
-    from search.study.record import stored_baseline_mean
+    from search.data import load_dataset
+    from search.storage import check_shareable, open_storage, resolve_url
 
     # Validate everything the file says before touching storage or TensorFlow.
     spec = spec_module.load(study_file, list(overrides), study_name)
+    url = resolve_url(storage)
     if workers > 1:
-        check_shareable(resolve_url(storage))
-    from search.data import load_dataset
-
+        check_shareable(url)
     data = load_dataset(spec)  # bad CSV data fails here, before the storage is opened or created
-    rdb = open_storage(storage)
-    from search.study.runner import StudyRunner
+    rdb = open_storage(url)
+    if workers > 1:  # the workers train; this process only opens the study and prints
+        from search.study.opening import open_study
+        from search.workers import run_workers
 
-    runner = StudyRunner(spec, rdb, data=data)
-    where = mask_password(resolve_url(storage))
-    total, done = runner.total(), runner.done_count()
-    click.echo(f"study {spec.study.name!r} in {where}: {done} of {total} configurations done, "
-               f"{spec.study.repeats} repeats each, {spec.model.epochs} epochs, "
-               f"engine {spec.study.engine}")
-    bar = tqdm(total=total, initial=done, unit="config", disable=quiet, dynamic_ncols=True,
-               file=sys.stderr)
-    baseline_mean: list[float] = []
+        study = open_study(spec, rdb)
+        with _ProgressLines(spec, study, url, quiet) as lines:
+            run_workers(spec, url, workers, on_done=lines.done)
+    else:
+        from search.study.runner import StudyRunner
 
-    def on_done(outcome: Any) -> None:
-        bar.update(1)
-        if quiet:
+        runner = StudyRunner(spec, rdb, data=data)
+        study = runner.study
+        with _ProgressLines(spec, study, url, quiet) as lines, catch_interrupts() as stop:
+            runner.run(on_done=lines.done, stop=stop)
+    from search.analysis.results import collect
+
+    results = collect(study)
+    _print_summary(results)
+    _save_to_dashboard_after_run(study, results, quiet)
+    return 0
+
+
+class _ProgressLines:
+    """The run's header, its progress bar on stderr and one line per finished configuration."""
+
+    def __init__(self, spec: Any, study: Any, url: str, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        from search.storage import mask_password
+        from search.study import record
+
+        meta = record.StudyMeta.read(study)
+        assert meta is not None  # open_study stored it
+        done = record.progress(meta, study.get_trials(deepcopy=False)).done
+        click.echo(f"study {spec.study.name!r} in {mask_password(url)}: {done} of {meta.total} "
+                   f"configurations done, {spec.study.repeats} repeats each, "
+                   f"{spec.model.epochs} epochs, engine {spec.study.engine}")
+        self.spec, self.study, self.quiet = spec, study, quiet
+        self.bar = tqdm(total=meta.total, initial=done, unit="config", disable=quiet,
+                        dynamic_ncols=True, file=sys.stderr)
+        self.baseline: float | None = None
+
+    def __enter__(self) -> _ProgressLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def done(self, outcome: Any) -> None:
+        from search.study.record import stored_baseline_mean
+
+        self.bar.update(1)
+        if self.quiet:
             return
         if outcome.summary is None:
-            bar.write(f"  {outcome.config.key:<28} FAILED: {outcome.failure}")
+            self.bar.write(f"  {outcome.config.key:<28} FAILED: {outcome.failure}")
             return
         s = outcome.summary
         if outcome.config.is_baseline:
-            baseline_mean[:] = [s.mean]
-        elif not baseline_mean:  # once: it finished in an earlier run, or has not yet
-            stored = stored_baseline_mean(runner.study.get_trials(deepcopy=False))
-            baseline_mean[:] = [] if stored is None else [stored]
-        base = baseline_mean[0] if baseline_mean else None
-        delta = f"  Δ {fmt_.signed(s.mean - base)} vs baseline" if base is not None else ""
-        bar.write(f"  {outcome.config.key:<28} test {spec.metric} {fmt_.number(s.mean)} "
-                  f"± {fmt_.number(s.sd)} (95% CI {fmt_.ci(s.ci_low, s.ci_high)}, n={s.n})"
-                  f"{delta}  [{outcome.seconds:.1f} s]")
-
-    try:
-        if workers > 1:
-            from search.workers import run_workers
-
-            run_workers(spec, resolve_url(storage), workers, on_done=on_done)
-        else:
-            with catch_interrupts() as stop:
-                runner.run(on_done=on_done, stop=stop)
-    finally:
-        bar.close()
-    from search.analysis.results import collect
-
-    results = collect(runner.study)
-    _print_summary(results)
-    _save_to_dashboard_after_run(runner.study, results, quiet)
-    return 0
+            self.baseline = s.mean
+        elif self.baseline is None:  # it finished in an earlier run, or has not yet
+            self.baseline = stored_baseline_mean(self.study.get_trials(deepcopy=False))
+        delta = (f"  Δ {fmt_.signed(s.mean - self.baseline)} vs baseline"
+                 if self.baseline is not None else "")
+        self.bar.write(f"  {outcome.config.key:<28} test {self.spec.metric} "
+                       f"{fmt_.number(s.mean)} ± {fmt_.number(s.sd)} "
+                       f"(95% CI {fmt_.ci(s.ci_low, s.ci_high)}, n={s.n}){delta}  "
+                       f"[{outcome.seconds:.1f} s]")
 
 
 def _print_summary(results: Any) -> None:
@@ -249,47 +267,16 @@ def _build_report(study: Any, quiet: bool, boundaries: bool = True) -> tuple[Any
 
 
 def _save_to_dashboard_after_run(study: Any, results: Any, quiet: bool) -> None:
-    """The run's last step: figures and summary into the study for optuna-dashboard.
-
-    Skipped when the saved figures already show every completed trial (a resume with nothing
-    to do, or the other workers of a study that one of them has just drawn): drawing retrains
-    two configurations. The results are stored already, so a failure here is reported, not
-    fatal.
-    """
+    """The run's last step: figures and note into the study (report.dashboard decides when)."""
     from search import report
-    from search.study.record import DASHBOARD_STAMP_ATTR
 
-    completed = results.completed
-    if not completed:
-        return
-    stamp = ",".join(str(n) for n in sorted(r["trial"] for r in completed))
-    if study.user_attrs.get(DASHBOARD_STAMP_ATTR) == stamp:
-        return
-    # Claimed before drawing, so that workers finishing together draw once.
-    study.set_user_attr(DASHBOARD_STAMP_ATTR, stamp)
-    try:
-        data, _ = _build_report(study, quiet)
-        saved = report.save_to_dashboard(study, data)
-    except Exception as exc:  # noqa: BLE001 - any failure: the study itself is intact
-        study.set_user_attr(DASHBOARD_STAMP_ATTR, "")
-        click.echo(f"noise-search: warning: figures for optuna-dashboard not saved: {exc}",
-                   err=True)
-        return
-    if not quiet:
+    def warn(message: str) -> None:
+        click.echo(f"noise-search: warning: {message}", err=True)
+
+    saved = report.save_after_run(study, results, lambda: _build_report(study, quiet)[0], warn)
+    if saved is not None and not quiet:
         click.echo(f"saved {saved} figures and a summary note for optuna-dashboard "
                    f"(noise-search dashboard)")
-
-
-def _check_writable(path: Path) -> None:
-    """Fail before the long work, not after it, if the report cannot be written there."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise NoiseSearchError(f"cannot write the report to {str(path)!r}: it is a directory")
-    if not parent.is_dir():
-        raise NoiseSearchError(f"cannot write the report to {str(path)!r}: directory "
-                               f"{str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise NoiseSearchError(f"cannot write the report to {str(path)!r}: permission denied")
 
 
 @cli.command()
@@ -300,7 +287,7 @@ def _check_writable(path: Path) -> None:
 @click.option("--to-dashboard", is_flag=True,
               help="Also save the figures and a summary note into the study for optuna-dashboard.")
 @click.option("--no-boundary", is_flag=True,
-              help="Skip the decision-boundary figure (it retrains two models).")
+              help="Skip the decision-boundary figure (for older studies it retrains two models).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def report(study_name: str, output: Path | None, storage: str | None, to_dashboard: bool,
            no_boundary: bool, quiet: bool) -> int:
@@ -310,7 +297,7 @@ def report(study_name: str, output: Path | None, storage: str | None, to_dashboa
     from search.storage import open_storage
 
     path = output or Path(f"{study_name}-report.html")
-    _check_writable(path)
+    report_module.check_writable(path)
     study = load_study(open_storage(storage), study_name)
     data, figs = _build_report(study, quiet, boundaries=not no_boundary)
     report_module.write_html(data, figs, path)

@@ -121,7 +121,7 @@ def test_figures_draw_the_collected_data(collected):
 
 def test_recommendation_and_summary_name_the_best(collected):
     data, _ = collected
-    words = report.recommendation(data)
+    words = report.answer(data)
     assert data.best.config in words or "no noise" in words.lower()
     note = report.summary_markdown(data)
     assert note.startswith("## noise-search: tiny")
@@ -162,6 +162,7 @@ def _rendered(dom: str) -> tuple[dict[str, bool], str]:
     return drawn, html_module.unescape(errors.group(1)) if errors else "<no error box>"
 
 
+@pytest.mark.browser
 def test_report_html_renders_every_figure_in_headless_chromium(finished, tmp_path):
     out = tmp_path / "report.html"
     assert main(["report", "tiny", "--storage", finished, "-o", str(out), "--quiet"]) == 0
@@ -188,6 +189,7 @@ def test_report_html_renders_every_figure_in_headless_chromium(finished, tmp_pat
         pass  # the screenshot in tmp_path is the one the test keeps
 
 
+@pytest.mark.browser
 def test_the_browser_check_catches_a_failing_page(finished, tmp_path):
     """The check above can fail: a broken figure and a script error are both seen."""
     out = tmp_path / "report.html"
@@ -302,6 +304,7 @@ def test_output_that_cannot_be_written(finished, tmp_path, capsys, where):
     assert not target.is_file()
 
 
+@pytest.mark.slow
 def test_regression_study_minimizes_and_explains_the_missing_boundary(write_study, sqlite_url,
                                                                      tmp_path):
     path = write_study()
@@ -342,3 +345,51 @@ def test_run_draws_dashboard_figures_once_per_set_of_completed_trials(write_stud
     storage = open_storage(sqlite_url)
     attrs = storage.get_study_system_attrs(storage.get_study_id_from_name("tiny"))
     assert sorted(get_plotly_graph_objects(attrs)) == FIGURE_IDS
+
+
+# --- decision boundaries through the study's own engine ---------------------------------------
+
+
+def test_an_engine_that_cannot_predict_gives_a_note_not_another_engines_boundary(finished,
+                                                                                 monkeypatch):
+    from types import SimpleNamespace
+
+    from search import engine
+
+    study = optuna.load_study(study_name="tiny", storage=open_storage(finished))
+    no_predict = SimpleNamespace(NAME="fast", train=engine.train)
+    monkeypatch.setattr(engine, "load", lambda name: no_predict)
+    data = report.collect(study)
+    assert data.boundaries == () and data.points is None
+    assert data.notes == ("decision boundary not available: the fast engine cannot predict "
+                          "from weights",)
+    assert [f.id for f in report.figures(data)] == FIGURE_IDS[:5]
+
+
+@pytest.mark.slow
+def test_a_keras_study_gets_a_keras_boundary_or_a_clear_note(write_study, sqlite_url,
+                                                              monkeypatch, tmp_path):
+    """Never a fast-engine retrain of a keras study that then claims the engine changed."""
+    from search.engine import fast
+
+    def not_for_keras(*args, **kwargs):
+        raise AssertionError("a keras-engine study was retrained with the fast engine")
+
+    monkeypatch.setattr(fast, "train", not_for_keras)
+    monkeypatch.setattr(fast, "train_with_weights", not_for_keras)
+    path = write_study()
+    assert main(["run", str(path), "--storage", sqlite_url, "--quiet", "--set",
+                 "study.engine='keras'", "--set", "study.repeats=2", "--set",
+                 "model.epochs=4", "--set", "noise.placements=['input']", "--set",
+                 "noise.std=[0.1]"]) == 0
+    study = optuna.load_study(study_name="tiny", storage=open_storage(sqlite_url))
+    data = report.collect(study)
+    assert not [n for n in data.notes if "engine has changed" in n], data.notes
+    if data.boundaries:  # keras predicts: the boundary is of the model the study trained
+        for b in data.boundaries:
+            assert b.test_metric == pytest.approx(b.stored_test_metric, abs=1e-6)
+    else:
+        assert data.notes and all(n.startswith(report.NOT_AVAILABLE) for n in data.notes)
+    out = tmp_path / "keras.html"
+    assert main(["report", "tiny", "--storage", sqlite_url, "-o", str(out), "--quiet"]) == 0
+    assert "engine has changed" not in out.read_text()

@@ -100,6 +100,7 @@ def _assert_each_grid_point_complete_once(url: str, path: Path) -> list:
     return trials
 
 
+@pytest.mark.processes
 def test_three_workers_one_killed_every_grid_point_complete_once(postgres_url, tmp_path):
     """The must-show: 3 worker processes on one PostgreSQL study, one SIGKILLed mid-trial."""
     path = tmp_path / "split.toml"
@@ -135,6 +136,7 @@ def test_three_workers_one_killed_every_grid_point_complete_once(postgres_url, t
     assert set(ran) == {_worker_id(w) for w in workers[1:]}
 
 
+@pytest.mark.processes
 def test_interrupted_local_workers_stop_cleanly_and_resume(storage_url, tmp_path, capsys):
     """`run --workers 2`, then Ctrl-C (SQLite) or SIGTERM (PostgreSQL) to the command: each
     worker fails its trial as interrupted and exits; running again completes the grid once."""
@@ -177,3 +179,21 @@ def test_workers_need_a_storage_they_can_share(write_study, capsys):
     assert err.count("\n") == 1 and "in-memory SQLite" in err and "PostgreSQL" in err
     assert main(["run", str(path), "--workers", "0"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_the_parent_of_local_workers_does_not_load_tensorflow(write_study, sqlite_url):
+    """`run --workers N` counts and prints in the parent; only the workers import the engine
+    (seconds of TensorFlow start-up, and a process that a stop signal could land in)."""
+    path = write_study()
+    probe = ("import sys, search.workers as w\n"
+             "w.run_workers = lambda *a, **k: print('tensorflow loaded:',"
+             " 'tensorflow' in sys.modules)\n"
+             "from search.cli import main\n"
+             f"sys.exit(main(['run', {str(path)!r}, '--storage', {sqlite_url!r},"
+             " '--workers', '2', '--quiet']))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert "study 'tiny' in sqlite:///" in done.stdout
+    assert "0 of 5 configurations done" in done.stdout
+    assert "tensorflow loaded: False" in done.stdout

@@ -1,0 +1,236 @@
+"""Everything a report shows, read from the study into plain dataclasses (no drawing).
+
+Split as optuna's visualization modules are: `collect` reads the numbers (tested against the
+stored ones, no rendering), `figures` only draws, `html` and `dashboard` write. The result
+rows come from `search.results`, so every number here is the one `results` prints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import stats as sps
+
+from search import format as fmt
+from search.analysis import results as results_module
+from search.analysis.recommend import recommend
+from search.analysis.stats import CONFIDENCE
+from search.noise import BASELINE
+from search.study.record import CURVES_ATTR, SPEC_ATTR, TrialRecord
+
+if TYPE_CHECKING:
+    import optuna
+
+# One progress callback signature for the CLI's progress bar: (what is being done, advance by).
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class ConfigData:
+    """One configuration as the figures need it; numbers are the stored ones."""
+
+    config: str
+    placement: str
+    std: float | dict[str, float]
+    state: str
+    trial: int
+    n: int | None
+    mean: float | None
+    sd: float | None
+    ci_low: float | None
+    ci_high: float | None
+    train_mean: float | None
+    diff: float | None
+    test_values: tuple[float, ...]
+    train_values: tuple[float, ...]
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.placement == BASELINE
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "COMPLETE"
+
+    @property
+    def sigma(self) -> float | None:
+        """σ as a number for a σ axis; None when the sites of the placement differ."""
+        return float(self.std) if not isinstance(self.std, dict) else None
+
+    @property
+    def sigma_label(self) -> str:
+        return fmt.std(self.std)
+
+    @property
+    def described(self) -> str:
+        if self.is_baseline:
+            return "no noise"
+        return f"{self.placement.replace('+', ' + ')} noise with σ = {self.sigma_label}"
+
+
+@dataclass(frozen=True)
+class Band:
+    """Mean over repeats and its 95% confidence band, one value per recorded epoch."""
+
+    mean: tuple[float, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Curves:
+    config: str
+    epochs: tuple[int, ...]
+    test: Band
+    train: Band
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Decision boundary of repeat 0 of one configuration (see report.boundary)."""
+
+    config: str
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    z: tuple[tuple[float, ...], ...]  # binary: P(class 1); multi-class: predicted class
+    kind: str  # probability | class
+    test_metric: float  # of the model drawn, measured like the study measures it
+    stored_test_metric: float  # repeat 0 as the study stored it
+
+
+@dataclass(frozen=True)
+class Points:
+    x_train: tuple[tuple[float, float], ...]
+    y_train: tuple[int, ...]
+    x_test: tuple[tuple[float, float], ...]
+    y_test: tuple[int, ...]
+    feature_names: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ReportData:
+    name: str
+    metric: str
+    direction: str  # maximize | minimize
+    spec: dict[str, Any]
+    total: int
+    running: int
+    waiting: int
+    failed: int
+    configs: tuple[ConfigData, ...]  # best first, then the unfinished ones
+    rows: tuple[dict[str, Any], ...]  # the result rows of `configs`, for the summary table
+    curves: tuple[Curves, ...]  # baseline first, then the best of each placement
+    boundaries: tuple[Boundary, ...]
+    points: Points | None
+    notes: tuple[str, ...]  # why a figure is missing, in words
+    created: str
+    advice: str  # the recommendation's text (analysis.recommend)
+    diverged: int = 0  # configurations that diverged: done (deterministic), never run again
+
+    @property
+    def completed(self) -> tuple[ConfigData, ...]:
+        return tuple(c for c in self.configs if c.complete)
+
+    @property
+    def baseline(self) -> ConfigData | None:
+        return next((c for c in self.completed if c.is_baseline), None)
+
+    @property
+    def best(self) -> ConfigData | None:
+        return self.completed[0] if self.completed else None
+
+    @property
+    def finished(self) -> bool:
+        done = len(self.completed) + self.diverged
+        return done >= self.total and self.running == 0 and self.waiting == 0
+
+    @property
+    def placements(self) -> tuple[str, ...]:
+        """Noise placements in the study file's order (the baseline is not one)."""
+        listed = list(self.spec.get("noise", {}).get("placements", []))
+        seen = [c.placement for c in self.configs if not c.is_baseline]
+        return tuple(dict.fromkeys([*listed, *seen]))
+
+    def best_of(self, placement: str) -> ConfigData | None:
+        return next((c for c in self.completed if c.placement == placement), None)
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+
+def rounded(values: Iterable[float], digits: int = 6) -> tuple[float, ...]:
+    """Plain Python floats (Plotly would store numpy arrays as typed arrays) of few digits."""
+    return tuple(round(float(v), digits) for v in values)
+
+
+def _band(values: np.ndarray) -> Band:
+    """(R, T) -> mean and t-based 95% CI of the mean at each of the T points."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = values.mean(axis=0)
+    n = values.shape[0]
+    if n < 2:
+        return Band(rounded(mean), rounded(mean), rounded(mean))
+    half = sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
+    return Band(rounded(mean), rounded(mean - half), rounded(mean + half))
+
+
+def _config(row: dict[str, Any], trial: Any) -> ConfigData:
+    stored = TrialRecord.from_trial(trial)
+    return ConfigData(
+        config=row["config"], placement=row["placement"], std=row["std"], state=row["state"],
+        trial=row["trial"], n=row["n"], mean=row["mean"], sd=row["sd"], ci_low=row["ci_low"],
+        ci_high=row["ci_high"], train_mean=row["train_mean"], diff=row["diff"],
+        test_values=(stored and stored.test_values) or (),
+        train_values=(stored and stored.train_values) or ())
+
+
+def collect(study: optuna.Study, *, boundaries: bool = True,
+            progress: Progress | None = None) -> ReportData:
+    """Everything the report shows, read from the study (decision boundaries: through the
+    study's engine, see report.boundary). Raises NoiseSearchError if nothing is complete."""
+    res = results_module.collect(study)
+    results_module.require_completed(res)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    spec_dict = study.user_attrs.get(SPEC_ATTR) or {}
+    configs = tuple(_config(row, trials[row["trial"]]) for row in res.rows)
+    if progress is not None:
+        progress(f"read {len(trials)} trials", 1)
+    p = res.progress
+    data = ReportData(
+        name=res.name, metric=res.metric, direction=res.direction, spec=spec_dict,
+        total=max(p.total, 1), running=p.running, waiting=p.waiting, failed=p.failed,
+        configs=configs, rows=tuple(res.rows), curves=(), boundaries=(), points=None, notes=(),
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        advice=recommend(res).text, diverged=p.diverged,
+    )
+    curves, notes = _curves(data, trials)
+    data = replace(data, curves=curves, notes=notes)
+    if boundaries:
+        from search.report.boundary import decision_boundaries
+
+        found, points, why = decision_boundaries(data, trials, progress)
+        data = replace(data, boundaries=found, points=points, notes=(*data.notes, *why))
+    return data
+
+
+def _curves(data: ReportData, trials: dict[int, Any]) -> tuple[tuple[Curves, ...],
+                                                                tuple[str, ...]]:
+    """Learning curves of the baseline and of the best configuration of each placement."""
+    notes: list[str] = []
+    curves = []
+    for config in [data.baseline] + [data.best_of(p) for p in data.placements]:
+        if config is None:
+            continue
+        stored = trials[config.trial].system_attrs.get(CURVES_ATTR)
+        if not stored:
+            notes.append(f"{config.config}: no learning curves stored")
+            continue
+        curves.append(Curves(config.config, tuple(int(e) for e in stored["epochs"]),
+                             _band(stored["test_metric"]), _band(stored["train_metric"])))
+    return tuple(curves), tuple(notes)

@@ -1,0 +1,315 @@
+"""The report's Plotly figures: draw what `collect` read, nothing else.
+
+Figures are built from Python lists, not numpy arrays: Plotly serializes arrays as base64
+typed arrays, which older plotly.js builds (the one inside optuna-dashboard) do not read.
+A new figure: a ``*_figure(data)`` function here and one line in `figures`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from search import format as fmt
+from search.noise import BASELINE
+from search.report.collect import ConfigData, ReportData
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+           "#17becf", "#bcbd22", "#7f7f7f")
+BASELINE_COLOR = "#444444"
+
+
+def _color(placements: tuple[str, ...], placement: str) -> str:
+    return PALETTE[placements.index(placement) % len(PALETTE)] if placement in placements \
+        else BASELINE_COLOR
+
+
+def _sigma_order(configs: Iterable[ConfigData]) -> list[str]:
+    labels = {c.sigma_label: (c.sigma if c.sigma is not None else math.inf, c.sigma_label)
+              for c in configs if not c.is_baseline}
+    return sorted(labels, key=lambda k: labels[k])
+
+
+def heatmap_figure(data: ReportData) -> go.Figure:
+    """Placement × σ of the mean test metric; colours diverge from the baseline's mean."""
+    import plotly.graph_objects as go
+
+    base = data.baseline
+    sigmas = _sigma_order(data.completed)
+    columns = ["0 (baseline)", *sigmas] if base else sigmas
+    rows = (["none (baseline)"] if base else []) + list(data.placements)
+    z: list[list[float | None]] = [[None] * len(columns) for _ in rows]
+    text: list[list[str]] = [[""] * len(columns) for _ in rows]
+    for c in data.completed:
+        if c.is_baseline:
+            i, j = 0, 0
+        elif c.placement in data.placements:
+            i = rows.index(c.placement)
+            j = columns.index(c.sigma_label)
+        else:
+            continue
+        z[i][j] = c.mean
+        text[i][j] = fmt.number(c.mean, 3) + ("" if c.is_baseline or c.diff is None
+                                      else f"<br>{fmt.signed(c.diff, 3)}")
+    scale = "RdBu" if data.maximize else "RdBu_r"
+    fig = go.Figure(go.Heatmap(
+        z=z, x=columns, y=rows, text=text, texttemplate="%{text}", colorscale=scale,
+        zmid=base.mean if base else None, hoverongaps=False,
+        colorbar={"title": {"text": f"mean test<br>{data.metric}"}},
+        hovertemplate="%{y}, σ=%{x}<br>mean %{z:.4f}<extra></extra>",
+    ))
+    if base:
+        # The baseline cell is outlined: it is the reference every colour is relative to.
+        fig.add_shape(type="rect", x0=-0.5, x1=0.5, y0=-0.5, y1=0.5, xref="x", yref="y",
+                      line={"color": "black", "width": 3})
+    best = data.best
+    fig.update_layout(
+        title={"text": f"Mean test {data.metric} by placement and σ"
+               + (f" — baseline {fmt.number(base.mean, 3)}, cells show mean and Δ baseline" if base
+                  else "") + (f"; best {best.config}" if best else "")},
+        xaxis={"title": {"text": "σ"}, "type": "category"},
+        yaxis={"title": {"text": "placement"}, "autorange": "reversed", "type": "category"},
+        height=max(320, 90 + 60 * len(rows)),
+    )
+    return fig
+
+
+def sigma_figure(data: ReportData) -> go.Figure:
+    """Mean test metric against σ (log axis): a line and 95% CI band per placement."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    base = data.baseline
+    numeric = [c for c in data.completed if not c.is_baseline and c.sigma and c.sigma > 0]
+    if base and base.ci_low is not None:
+        fig.add_hrect(y0=base.ci_low, y1=base.ci_high, fillcolor=BASELINE_COLOR, opacity=0.15,
+                      line_width=0)
+    if base:
+        fig.add_hline(y=base.mean, line={"color": BASELINE_COLOR, "dash": "dash"},
+                      annotation_text=f"no noise {fmt.number(base.mean, 3)}",
+                      annotation_position="bottom right")
+    for placement in data.placements:
+        points = sorted((c for c in numeric if c.placement == placement),
+                        key=lambda c: c.sigma or 0.0)
+        if not points:
+            continue
+        color = _color(data.placements, placement)
+        x = [c.sigma for c in points]
+        if all(c.ci_low is not None for c in points):
+            fig.add_trace(go.Scatter(
+                x=x + x[::-1], y=[c.ci_high for c in points] + [c.ci_low for c in points][::-1],
+                fill="toself", fillcolor=color, opacity=0.18, line={"width": 0},
+                hoverinfo="skip", showlegend=False, legendgroup=placement))
+        fig.add_trace(go.Scatter(
+            x=x, y=[c.mean for c in points], mode="lines+markers", name=placement,
+            line={"color": color}, legendgroup=placement,
+            customdata=[[c.ci_low, c.ci_high, c.n] for c in points],
+            hovertemplate=(f"{placement} σ=%{{x}}<br>mean %{{y:.4f}}<br>95% CI "
+                           "%{customdata[0]:.4f}–%{customdata[1]:.4f}, n=%{customdata[2]}"
+                           "<extra></extra>")))
+    if base:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="no noise (95% CI)",
+                                 line={"color": BASELINE_COLOR, "dash": "dash"}))
+    fig.update_layout(title={"text": f"Mean test {data.metric} against σ, with 95% CI bands"},
+                      xaxis={"title": {"text": "σ (log scale)"}, "type": "log"},
+                      yaxis={"title": {"text": f"test {data.metric}"}}, height=460)
+    return fig
+
+
+def repeats_figure(data: ReportData) -> go.Figure:
+    """Every repeat's test metric per configuration (box and points), baseline first."""
+    import plotly.graph_objects as go
+
+    order = {p: i for i, p in enumerate(data.placements)}
+    sigmas = _sigma_order(data.completed)
+    shown = sorted(data.completed, key=lambda c: (
+        -1 if c.is_baseline else order.get(c.placement, len(order)),
+        sigmas.index(c.sigma_label) if not c.is_baseline else -1))
+    fig = go.Figure()
+    for c in shown:
+        fig.add_trace(go.Box(
+            y=list(c.test_values), name=c.config, boxpoints="all", jitter=0.4, pointpos=0,
+            marker={"color": _color(data.placements, c.placement), "size": 4},
+            line={"width": 1}, showlegend=False,
+            hovertemplate=f"{c.config}<br>%{{y:.4f}}<extra></extra>"))
+    if data.baseline:
+        fig.add_hline(y=data.baseline.mean, line={"color": BASELINE_COLOR, "dash": "dot"})
+    fig.update_layout(title={"text": f"Test {data.metric} of every repeat (dotted: baseline "
+                             "mean)"},
+                      xaxis={"title": {"text": "configuration"}, "tickangle": -45},
+                      yaxis={"title": {"text": f"test {data.metric}"}}, height=480)
+    return fig
+
+
+def curves_figure(data: ReportData, compact: bool = False) -> go.Figure:
+    """Train and test learning curves (mean and 95% band) of the baseline and each best.
+
+    ``compact``: small panel titles, for the dashboard's fixed-height cards."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = list(data.curves)
+    cols = min(3, max(1, len(panels)))
+    rows = max(1, math.ceil(len(panels) / cols))
+    titles = [("no noise" if p.config == BASELINE else p.config if compact
+               else f"best {p.config}") for p in panels]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or None,
+                        shared_yaxes=True, horizontal_spacing=0.05, vertical_spacing=0.14)
+    for k, p in enumerate(panels):
+        r, c = k // cols + 1, k % cols + 1
+        x = list(p.epochs)
+        for which, band, color in (("train", p.train, "#1f77b4"), ("test", p.test, "#ff7f0e")):
+            fig.add_trace(go.Scatter(x=x + x[::-1], y=list(band.high) + list(band.low)[::-1],
+                                     fill="toself", fillcolor=color, opacity=0.2,
+                                     line={"width": 0}, hoverinfo="skip", showlegend=False),
+                          row=r, col=c)
+            fig.add_trace(go.Scatter(x=x, y=list(band.mean), mode="lines", name=which,
+                                     line={"color": color}, legendgroup=which,
+                                     showlegend=k == 0,
+                                     hovertemplate=f"{which} epoch %{{x}}: %{{y:.4f}}"
+                                                   "<extra></extra>"),
+                          row=r, col=c)
+        fig.update_xaxes(title_text=None if compact else "epoch", row=r, col=c)
+    if compact:
+        fig.update_annotations(font_size=10)
+    fig.update_yaxes(title_text=data.metric, col=1)
+    fig.update_layout(title={"text": f"Learning curves: train vs test {data.metric} "
+                             "(mean over repeats, 95% band)"},
+                      height=120 + 300 * rows)
+    return fig
+
+
+def _half(mean: float | None, bound: float | None) -> float:
+    """Length of an error bar from the mean to a CI bound; 0 where the CI is undefined (n = 1)."""
+    if mean is None or bound is None:
+        return 0.0
+    return abs(bound - mean)
+
+
+def gap_figure(data: ReportData) -> go.Figure:
+    """Mean train against mean test metric per configuration: the generalization gap."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    done = [c for c in data.completed if c.train_mean is not None and c.mean is not None]
+    for placement in (BASELINE, *data.placements):
+        cs = [c for c in done if c.placement == placement]
+        if not cs:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[c.train_mean for c in cs], y=[c.mean for c in cs], mode="markers",
+            name="no noise" if placement == BASELINE else placement,
+            marker={"color": _color(data.placements, placement),
+                    "size": 13 if placement == BASELINE else 9,
+                    "symbol": "star" if placement == BASELINE else "circle"},
+            error_y={"type": "data", "symmetric": False,
+                     "array": [_half(c.mean, c.ci_high) for c in cs],
+                     "arrayminus": [_half(c.mean, c.ci_low) for c in cs], "thickness": 1},
+            text=[c.config for c in cs],
+            hovertemplate="%{text}<br>train %{x:.4f}<br>test %{y:.4f}<extra></extra>"))
+    if done:
+        lo = min(min(c.train_mean for c in done), min(c.mean for c in done))  # type: ignore
+        hi = max(max(c.train_mean for c in done), max(c.mean for c in done))  # type: ignore
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="test = train",
+                                 line={"color": "#999999", "dash": "dot"}, hoverinfo="skip"))
+    fig.update_layout(title={"text": f"Generalization gap: mean train vs test {data.metric} "
+                             "(error bars: 95% CI of the test mean)"},
+                      xaxis={"title": {"text": f"train {data.metric}"}},
+                      yaxis={"title": {"text": f"test {data.metric}"}}, height=480)
+    return fig
+
+
+def boundary_figure(data: ReportData, compact: bool = False) -> go.Figure:
+    """Decision boundaries of the retrained models over the training and test points."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = list(data.boundaries)
+    scores = [fmt.number(b.test_metric, 3) for b in panels]
+    titles = [(f"{'no noise' if b.config == BASELINE else b.config}: "
+               + (score if compact else f"test {data.metric} {score} (repeat 0)"))
+              for b, score in zip(panels, scores)]
+    fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=titles or None,
+                        horizontal_spacing=0.08)
+    pts = data.points
+    for k, b in enumerate(panels):
+        col = k + 1
+        if b.kind == "probability":
+            fig.add_trace(go.Contour(
+                x=list(b.xs), y=list(b.ys), z=[list(r) for r in b.z], zmin=0, zmax=1,
+                colorscale="RdBu", opacity=0.55, contours={"start": 0, "end": 1, "size": 0.1},
+                line={"width": 0}, showscale=k == 0, showlegend=False,
+                colorbar={"title": {"text": "P(class 1)"}},
+                hovertemplate="P(class 1) %{z:.2f}<extra></extra>"), row=1, col=col)
+            fig.add_trace(go.Contour(
+                x=list(b.xs), y=list(b.ys), z=[list(r) for r in b.z], showscale=False,
+                showlegend=False,
+                contours={"start": 0.5, "end": 0.5, "size": 1, "coloring": "none"},
+                line={"width": 2, "color": "black"}, hoverinfo="skip"), row=1, col=col)
+        else:
+            fig.add_trace(go.Heatmap(x=list(b.xs), y=list(b.ys), z=[list(r) for r in b.z],
+                                     colorscale="Viridis", opacity=0.45, showscale=False,
+                                     hovertemplate="class %{z}<extra></extra>"),
+                          row=1, col=col)
+        if pts is None:
+            continue
+        for label, xy, cls, symbol in (("train", pts.x_train, pts.y_train, "circle"),
+                                       ("test", pts.x_test, pts.y_test, "x")):
+            fig.add_trace(go.Scatter(
+                x=[p[0] for p in xy], y=[p[1] for p in xy], mode="markers", name=label,
+                legendgroup=label, showlegend=k == 0,
+                marker={"symbol": symbol, "size": 8 if symbol == "circle" else 7,
+                        "color": list(cls), "colorscale": [[0, "#d62728"], [1, "#1f77b4"]],
+                        "line": {"width": 1, "color": "white"} if symbol == "circle" else None},
+                hovertemplate=f"{label} class %{{marker.color}}<extra></extra>"),
+                row=1, col=col)
+        fig.update_xaxes(title_text=pts.feature_names[0], row=1, col=col)
+    if pts is not None:
+        fig.update_yaxes(title_text=pts.feature_names[1], row=1, col=1)
+    fig.update_layout(title={"text": "Decision boundary (black: P = 0.5) of the baseline and the "
+                             "best configuration; ○ train, × test"},
+                      height=520, legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+@dataclass(frozen=True)
+class Figure:
+    id: str  # stable: saving to the dashboard again replaces the figure with this id
+    title: str
+    figure: go.Figure
+
+
+def figures(data: ReportData, compact: bool = False) -> list[Figure]:
+    """The report's figures in reading order; a figure whose data is missing is left out.
+
+    ``compact``: for optuna-dashboard, which draws each figure in a half-width card
+    of fixed height: short titles, the card's height.
+    """
+    m = data.metric
+    out = [Figure("noise-search-1-heatmap", "Placement × σ", heatmap_figure(data))]
+    if any(not c.is_baseline and c.sigma for c in data.completed):
+        out.append(Figure("noise-search-2-sigma", "Test metric against σ", sigma_figure(data)))
+    out.append(Figure("noise-search-3-repeats", "Every repeat", repeats_figure(data)))
+    if data.curves:
+        out.append(Figure("noise-search-4-curves", "Learning curves",
+                          curves_figure(data, compact)))
+    out.append(Figure("noise-search-5-gap", "Generalization gap", gap_figure(data)))
+    if data.boundaries:
+        out.append(Figure("noise-search-6-boundary", "Decision boundary",
+                          boundary_figure(data, compact)))
+    if compact:
+        short = {"noise-search-1-heatmap": f"Mean test {m}: placement × σ (baseline outlined)",
+                 "noise-search-2-sigma": f"Mean test {m} against σ (95% CI bands)",
+                 "noise-search-3-repeats": f"Test {m} of every repeat",
+                 "noise-search-4-curves": f"Learning curves: train (blue) vs test {m}",
+                 "noise-search-5-gap": f"Train vs test {m} (generalization gap)",
+                 "noise-search-6-boundary": "Decision boundary: baseline vs best (seed 0)"}
+        for f in out:
+            f.figure.update_layout(height=None, title={"text": short[f.id], "font": {"size": 14}},
+                                   margin={"l": 50, "r": 20, "t": 60, "b": 40})
+    return out
