@@ -25,6 +25,8 @@ from optuna.trial import TrialState
 from search.storage import open_storage
 from tests.conftest import TINY_STUDY
 
+pytestmark = pytest.mark.compose  # needs docker-compose (and PostgreSQL for the last test)
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"

@@ -71,6 +71,7 @@ def served(finished, tmp_path):
         log.close()
 
 
+@pytest.mark.processes
 def test_dashboard_serves_the_study_with_our_figures_and_note(served):
     base, proc, log = served
     status, body = _get(f"{base}/api/studies")
@@ -98,12 +99,12 @@ def test_dashboard_serves_the_study_with_our_figures_and_note(served):
     assert proc.wait(timeout=15) == 0
 
 
-def test_port_in_use_is_one_line_and_exit_2(finished, capsys):
+def test_port_in_use_is_one_line_and_exit_2(sqlite_url, capsys):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert main(["dashboard", "--storage", finished, "--port", str(port)]) == 2
+        assert main(["dashboard", "--storage", sqlite_url, "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.strip() == (f"noise-search: error: port {port} on 127.0.0.1 is already in use; "

@@ -82,6 +82,7 @@ def test_divergence_is_reported_not_raised(tiny):
     assert "diverged" in result.divergence_reason()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["additive", "multiplicative"])
 def test_mini_batches_with_noise_at_every_site(kind, tiny):
     """More rows than the batch: batches of 8, 8 and 4 each epoch, noise at every site
@@ -98,9 +99,10 @@ def test_mini_batches_with_noise_at_every_site(kind, tiny):
     assert not np.allclose(result.curves["train_loss"], base.curves["train_loss"])
 
 
+@pytest.mark.slow
 def test_repeat_r_does_not_depend_on_how_many_repeats_train(tiny):
-    """DESIGN.md decision 3: initial weights, data order and noise are keyed by (seed, r), so
-    the first repeats of a 2-repeat and a 3-repeat run are the same runs."""
+    """docs/ARCHITECTURE.md, decision 3: initial weights, data order and noise are keyed by
+    (seed, r), so the first repeats of a 2-repeat and a 3-repeat run are the same runs."""
     spec, data = tiny
     few = spec_module.load(spec.source, ["study.repeats=2", "model.batch_size=8"])
     many = spec_module.load(spec.source, ["study.repeats=3", "model.batch_size=8"])

@@ -27,6 +27,9 @@ from search.noise import NoiseConfig, Site, parse_config_key
 from search.spec import StudySpec
 from tests.conftest import TINY_STUDY
 
+# Real Keras against the engine, step by step: minutes in all, so out of `scripts/test --fast`.
+pytestmark = pytest.mark.slow
+
 # --- tolerances -------------------------------------------------------------------------------
 # After 100+ steps (test a). Both engines compute in float32, but not in the same order:
 # XLA fuses and reorders the matmul and reduction sums that Keras's TF kernels run one op at
@@ -217,7 +220,7 @@ def fast_step(spec: StudySpec, data: Dataset, config: NoiseConfig, noise: fast.N
 
 
 def perturb(value: np.ndarray, sigma: float, eps: np.ndarray, kind: str) -> np.ndarray:
-    """The noise of DESIGN.md written out independently of the engine."""
+    """The noise of docs/ARCHITECTURE.md ("Noise sites"), written apart from the engine."""
     if kind == "multiplicative":
         return value * (1.0 + sigma * eps)
     return value + sigma * eps

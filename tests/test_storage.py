@@ -57,6 +57,7 @@ def _start_worker(path: str, url: str, barrier, results) -> None:
         results.put(f"{type(exc).__name__}: {exc}")
 
 
+@pytest.mark.processes
 def test_workers_starting_together_create_the_study_and_its_queue_once(write_study,
                                                                         storage_url):
     path = write_study()
@@ -250,6 +251,7 @@ def password_server():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.processes
 def test_bad_password_and_stopped_server_are_one_line(password_server, capsys):
     url, stop = password_server
     right = sa.engine.make_url(url).password
@@ -281,6 +283,7 @@ def test_mask_password_forms():
     assert mask_password("host=h password='x y' user=u") == "host=h password=*** user=u"
 
 
+@pytest.mark.slow
 def test_password_never_reaches_output_logs_errors_or_the_database(postgres_url, write_study,
                                                                    capsys, caplog):
     """A role with a password, a study run through its URL: nothing shows the password."""
@@ -342,6 +345,7 @@ def _outage(server_url: str, database: str, started: threading.Event, seconds: f
     admin.dispose()
 
 
+@pytest.mark.slow
 def test_a_short_server_outage_is_survived(postgres_url, write_study, monkeypatch, caplog):
     monkeypatch.setenv("NOISE_SEARCH_HEARTBEAT", "2")
     spec = spec_module.load(write_study(), ["model.epochs=100"])

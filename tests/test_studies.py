@@ -47,6 +47,7 @@ def _tutorial_with(*overrides: str) -> list[str]:
     return [str(circles), "--quiet", *TINY, *(a for o in overrides for a in ("--set", o))]
 
 
+@pytest.mark.slow
 def test_keras_engine_runs_a_study(sqlite_url):
     """The reference engine through the study runner: clean curves recorded, trials complete."""
     args = _tutorial_with("study.engine='keras'", "model.epochs=4", "study.record_every=2",
@@ -64,6 +65,7 @@ def test_keras_engine_runs_a_study(sqlite_url):
     ("keras", ["model.learning_rate=1e30", "noise.placements=['input']"]),
     ("fast", ["noise.placements=['weights', 'gradients']", "noise.std=[0.1, 1e30]"]),
 ])
+@pytest.mark.slow
 def test_diverging_configuration_of_new_sites_and_engine_fails_and_study_goes_on(
         engine, overrides, sqlite_url):
     args = _tutorial_with(f"study.engine='{engine}'", "study.repeats=1", *overrides)

@@ -109,6 +109,7 @@ def test_interrupted_configuration_is_run_again_on_resume(write_study, sqlite_ur
     assert len(complete) == len(set(complete))
 
 
+@pytest.mark.slow
 def test_different_spec_under_the_same_name_is_refused(finished, capsys):
     path, url = finished
     code = _run(path, url, "--set", "model.epochs=21")
