@@ -1,6 +1,6 @@
 """Noise sites, placements and the expansion of a study's noise grid into configurations.
 
-A *site* is one place noise enters training (DESIGN.md, "Noise sites"); a
+A *site* is one place noise enters training (docs/ARCHITECTURE.md, "Noise sites"); a
 *placement* is a set of sites used together ("input+hidden_pre"); a
 *configuration* is a placement with a σ for each of its sites. The baseline is
 the empty placement, written "none".

@@ -3,7 +3,7 @@
 Both engines start repeat r from the same initial weights (glorot_uniform
 kernels, zero biases, drawn from a generator keyed by (seed, r)), so a
 configuration and the baseline are compared on the same starting points
-(DESIGN.md decision 3), and the reference engine can be handed exactly the
+(docs/ARCHITECTURE.md, decision 3), and the reference engine can be handed exactly the
 weights the fast engine starts from.
 """
 

@@ -1,6 +1,6 @@
 """The fast engine: all repeats of one configuration as one batched model, one XLA program.
 
-Why it is fast (DESIGN.md decision 1): the repeat index is a leading axis on
+Why it is fast (docs/ARCHITECTURE.md, decision 1): the repeat index is a leading axis on
 every weight, so R models train in the same matmuls; the whole epoch loop is
 a ``tf.while_loop`` inside one ``tf.function(jit_compile=True)``, so Python
 never runs per epoch; and the program is compiled once per model shape and
@@ -293,7 +293,7 @@ def standard_normal(shape: Sequence[int], key: tf.Tensor) -> tf.Tensor:
 def _rng_noise(seed: tf.Tensor, step: tf.Tensor) -> NoiseSource:
     def draw(stream: str, shape: Sequence[int]) -> tf.Tensor:
         # Shapes are (R, …). One draw per repeat, keyed by its index, so that repeat r sees
-        # the same noise however many repeats train with it (DESIGN.md decision 3).
+        # the same noise however many repeats train with it (docs/ARCHITECTURE.md, decision 3).
         sid = stream_id(stream)
         return tf.stack([standard_normal(shape[1:], rng_key(seed, sid, step, r))
                          for r in range(shape[0])])

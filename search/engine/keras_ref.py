@@ -2,7 +2,7 @@
 
 This is the tutorial's code path (``Sequential`` of ``Dense``, ``GaussianNoise``
 or ``GaussianDropout`` and ``Activation``), kept as the oracle the fast engine
-is tested against and selectable with
+is tested against (docs/ARCHITECTURE.md, decision 2) and selectable with
 ``study.engine = "keras"``. It is slow by design: one model per repeat, Python
 between epochs. Repeat r starts from ``initial_weights`` (the weights the fast
 engine starts repeat r from), so the two engines can be compared run by run. Data order
