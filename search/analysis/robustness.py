@@ -44,7 +44,7 @@ def robust_scores(test_stds: Sequence[float], profiles: ArrayLike) -> np.ndarray
     width = float(x.max() - x.min()) if x.size else 0.0
     if width == 0.0:
         return y.mean(axis=1)
-    return np.trapezoid(y, x, axis=1) / width
+    return np.asarray(np.trapezoid(y, x, axis=1) / width)
 
 
 def errors(metric: str, values: ArrayLike) -> np.ndarray:
