@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 import optuna
+from sqlalchemy.exc import SQLAlchemyError
 
 
 class Heartbeat:
@@ -25,7 +26,10 @@ class Heartbeat:
         while True:
             try:
                 self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
-            except Exception:  # a passing outage: the next beat retries
+            except (SQLAlchemyError, optuna.exceptions.OptunaError):
+                # A passing outage must not stop training: the next beat retries, and a
+                # longer one lets the trial go stale, which is what it is for. Anything else
+                # is a bug and ends the thread with a traceback.
                 pass
             if self._stop.wait(self._interval):
                 return

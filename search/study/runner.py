@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from search import engine, views
 from search.analysis import stats
@@ -208,5 +209,8 @@ class StudyRunner:
             for key, value in record.failure_attrs(reason).items():
                 trial.set_user_attr(key, value)
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-        except Exception:
+        except (SQLAlchemyError, optuna.exceptions.OptunaError):
+            # Called while an interrupt or an error is on its way out: a storage that is gone
+            # must not replace it. The trial's heartbeat stops, so it goes stale and is failed
+            # and queued again by the next worker.
             pass

@@ -1,0 +1,95 @@
+"""Where noise-search catches errors on purpose: only the failures it expects, never a bug."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from search.report.dashboard import save_after_run
+from search.study.heartbeat import Heartbeat
+from search.study.record import DASHBOARD_STAMP_ATTR
+
+
+class _Storage:
+    def __init__(self, error: Exception) -> None:
+        self.error, self.calls = error, 0
+        self.beat = threading.Event()
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.calls += 1
+        self.beat.set()
+        raise self.error
+
+
+def test_the_heartbeat_survives_an_outage_but_not_a_bug():
+    outage = _Storage(sa.exc.OperationalError("SELECT 1", {}, Exception("server closed")))
+    with Heartbeat(outage, 1, 0.01):  # type: ignore[arg-type]
+        for _ in range(200):
+            if outage.calls >= 3:
+                break
+            threading.Event().wait(0.01)
+    assert outage.calls >= 3  # kept beating through the outage
+
+    bug = _Storage(TypeError("a bug"))
+    seen: list[type[BaseException]] = []
+    previous, threading.excepthook = threading.excepthook, lambda a: seen.append(a.exc_type)
+    try:
+        with Heartbeat(bug, 1, 0.01):  # type: ignore[arg-type]
+            bug.beat.wait(5)
+            threading.Event().wait(0.05)
+    finally:
+        threading.excepthook = previous
+    assert seen == [TypeError] and bug.calls == 1  # the bug ended the thread, visibly
+
+
+class _Study:
+    def __init__(self) -> None:
+        self.user_attrs: dict[str, str] = {}
+
+    def set_user_attr(self, key: str, value: str) -> None:
+        self.user_attrs[key] = value
+
+
+class _Results:
+    completed = [{"trial": 0}, {"trial": 2}]
+
+
+def test_dashboard_drawing_after_a_run_gives_its_claim_back_on_a_storage_failure():
+    study, warnings = _Study(), []
+
+    def storage_gone():
+        raise sa.exc.OperationalError("INSERT", {}, Exception("server closed"))
+
+    assert save_after_run(study, _Results(), storage_gone, warnings.append) is None  # type: ignore[arg-type]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("figures for optuna-dashboard not saved: ")
+    assert study.user_attrs[DASHBOARD_STAMP_ATTR] == ""  # the next worker draws again
+
+
+def test_dashboard_drawing_after_a_run_does_not_hide_a_bug():
+    study = _Study()
+
+    def bug():
+        raise AttributeError("a bug")
+
+    with pytest.raises(AttributeError):
+        save_after_run(study, _Results(), bug, lambda message: None)  # type: ignore[arg-type]
+
+
+def test_workers_finishing_together_draw_once(monkeypatch):
+    from search.report import dashboard
+
+    study, built = _Study(), []
+    monkeypatch.setattr(dashboard, "save_to_dashboard", lambda study_, data: 6)
+
+    def build():
+        built.append(1)
+        return "report data"
+
+    assert save_after_run(study, _Results(), build, lambda m: None) == 6  # type: ignore[arg-type]
+    assert study.user_attrs[DASHBOARD_STAMP_ATTR] == "0,2"  # claimed: these trials are drawn
+    # The next worker to finish sees the same completed trials and draws nothing.
+    assert save_after_run(study, _Results(), build, lambda m: None) is None  # type: ignore[arg-type]
+    assert built == [1]
