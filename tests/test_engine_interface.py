@@ -90,6 +90,7 @@ def test_unknown_engine_name_is_refused_by_load_and_limits():
     ('dataset = "blobs"\nn_samples = 60\ncenters = 3\n', "input:0.1", "multiclass"),
     ('dataset = "friedman1"\nn_samples = 60\nnoise = 0.1\n', "hidden_post:0.1", "regression"),
 ])
+@pytest.mark.slow
 def test_keras_keeps_repeat_0_final_weights_and_predicts_its_clean_test_metric(
         data_lines, config, task, write_study):
     from search.engine import keras_ref

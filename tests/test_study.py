@@ -284,6 +284,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_sampler_study_run_again_proposes_the_same_configurations(write_study, sqlite_url,
                                                                     fake_engine):
     """The sampler is the one the file names, seeded by the study's seed: reproducible."""
