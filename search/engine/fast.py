@@ -14,10 +14,11 @@ MSE), reduced as the mean over the batch; optimizers follow keras/src/optimizers
 line by line; mini-batches are Keras's (a fresh shuffle per epoch, a smaller last
 batch). ``tests/test_parity.py`` checks this against real Keras.
 
-Noise (decision 3) comes from stateless RNG keyed by (seed, repeat, stream, step),
-where a stream is a site (and layer); so every configuration of a study sees the same
-standard-normal draws, scaled by its own σ, and the same data order (keyed by (seed,
-repeat, epoch)), and repeat r is the same run however many repeats train with it.
+Noise (decision 3) comes from counter-based RNG (search/engine/_random.py) keyed by
+(seed, stream, repeat) and counted by step, where a stream is a site (and layer); so every
+configuration of a study sees the same standard-normal draws, scaled by its own σ, and the
+same data order (keyed by (seed, repeat, epoch)), and repeat r is the same run however many
+repeats train with it. All repeats draw in one vectorised operation.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 from scipy.special import expit, softmax
 
 from search.data import Dataset
+from search.engine import _random
 from search.engine._common import (
     ADAM_BETA_1,
     ADAM_BETA_2,
@@ -66,9 +68,6 @@ ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
 # source is stateless RNG keyed by step; parity tests pass given tensors instead.
 NoiseSource = Callable[[str, Sequence[int]], tf.Tensor]
 
-# Threefry: a counter-based generator like Philox, but 4x faster in XLA on CPU here, where
-# drawing the noise is most of the cost of a noisy trial.
-RNG_ALGORITHM = "threefry"
 _SHUFFLE_STREAM = 3
 _STREAM_BASES = {"input": 1, "targets": 2, "hidden_pre": 16, "hidden_post": 48, "weights": 80,
                  "gradients": 112}
@@ -254,49 +253,11 @@ def evaluate(cfg: StepConfig, params: Sequence[tf.Tensor], x: tf.Tensor, y: tf.T
     return loss, tf.reduce_mean(1.0 - ss_res / ss_tot, axis=-1)  # r2, averaged over outputs
 
 
-_MASK32 = 0xFFFFFFFF
-
-
-def rng_key(seed: tf.Tensor, stream: int, counter: tf.Tensor, repeat: int = 0) -> tf.Tensor:
-    """The stateless-RNG key, shape (2,), of one repeat's stream (a site and layer, or the
-    data order) at one counter (the step, or the epoch).
-
-    Threefry reads only the low 32 bits of each key word (tests/test_parity.py checks that
-    streams differ), so nothing may live in the high bits: the first word mixes the seed
-    with (stream, repeat), the second is the counter. Both multipliers are odd, so for one
-    seed every (stream < 256, repeat) gets its own first word, and every seed its own word
-    for one (stream, repeat).
-    """
-    stream = stream + 256 * repeat
-    seed32 = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), _MASK32)
-    # seed32 · 0x9E3779B1 mod 2^32 in 16-bit halves, so that no product overflows int64.
-    lo, hi = tf.bitwise.bitwise_and(seed32, 0xFFFF), tf.bitwise.right_shift(seed32, 16)
-    mixed = lo * 0x9E3779B1 + tf.bitwise.left_shift(
-        tf.bitwise.bitwise_and(hi * 0x9E3779B1, 0xFFFF), 16)
-    word = tf.bitwise.bitwise_and(mixed + stream * 0x85EBCA6B, _MASK32)
-    return tf.stack([word, tf.cast(counter, tf.int64)])
-
-
-def standard_normal(shape: Sequence[int], key: tf.Tensor) -> tf.Tensor:
-    """N(0, 1) draws by the inverse CDF of uniform ones: z = √2 · erfinv(2u − 1).
-
-    In XLA on CPU this is 2.5x faster than ``tf.random.stateless_normal`` (Box–Muller, with
-    a log, a sine and a cosine per pair), and drawing noise is most of a noisy trial's time.
-    The uniforms are k · 2^-23; shifting 2u − 1 by 2^-23 puts them on the midpoints of that
-    grid, so it is symmetric about 0 and never ±1: |z| <= 5.4, as float32 Box–Muller's
-    tails also end near 5.6σ.
-    """
-    u = tf.random.stateless_uniform(shape, seed=key, dtype=tf.float32, alg=RNG_ALGORITHM)
-    return math.sqrt(2.0) * tf.math.erfinv(2.0 * u - 1.0 + 2.0**-23)
-
-
 def _rng_noise(seed: tf.Tensor, step: tf.Tensor) -> NoiseSource:
+    """The engine's noise at ``step``, drawn where it is asked for (the compiled program
+    draws the same numbers one step ahead, see _Program)."""
     def draw(stream: str, shape: Sequence[int]) -> tf.Tensor:
-        # Shapes are (R, …). One draw per repeat, keyed by its index, so that repeat r sees
-        # the same noise however many repeats train with it (docs/ARCHITECTURE.md, decision 3).
-        sid = stream_id(stream)
-        return tf.stack([standard_normal(shape[1:], rng_key(seed, sid, step, r))
-                         for r in range(shape[0])])
+        return _random.normals(seed, stream_id(stream), step, shape)
 
     return draw
 
@@ -305,13 +266,33 @@ def epoch_order(seed: tf.Tensor, epoch: tf.Tensor, repeats: int, n: int) -> tf.T
     """The order in which each repeat visits the n training rows in ``epoch`` (0-based), (R, n).
 
     A fresh shuffle per repeat and epoch, as Keras shuffles before every epoch; the
-    first batch is the first B rows of the order, the last batch may be smaller.
+    first batch is the first B rows of the order, the last batch may be smaller. Keyed by
+    repeat like the noise: repeat r's order does not depend on how many repeats train.
     """
-    # Keyed by repeat, like the noise: repeat r's order does not depend on how many train.
-    return tf.stack([
-        tf.argsort(tf.random.stateless_uniform([n], seed=rng_key(seed, _SHUFFLE_STREAM, epoch, r),
-                                               alg=RNG_ALGORITHM))
-        for r in range(repeats)])
+    return _random.permutations(seed, _SHUFFLE_STREAM, epoch, repeats, n)
+
+
+def noise_streams(cfg: StepConfig, sizes: Sequence[int], repeats: int, batch: int,
+                  target_width: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Every (stream, shape) one training step draws, in a fixed order (see train_step)."""
+    R, sites = repeats, cfg.sites
+    streams: list[tuple[str, tuple[int, ...]]] = []
+    if Site.TARGETS in sites:
+        streams.append(("targets", (R, batch, target_width)))
+    if Site.INPUT in sites:
+        streams.append(("input", (R, batch, sizes[0])))
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if Site.WEIGHTS in sites:
+            streams.append((f"weights/{layer}", (R, fan_in, fan_out)))
+        hidden = layer < len(sizes) - 2
+        for site in (Site.HIDDEN_PRE, Site.HIDDEN_POST):
+            if hidden and site in sites:
+                streams.append((f"{site.value}/{layer}", (R, batch, fan_out)))
+    if Site.GRADIENTS in sites:
+        for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            streams.append((f"gradients/{2 * layer}", (R, fan_in, fan_out)))
+            streams.append((f"gradients/{2 * layer + 1}", (R, fan_out)))
+    return tuple(streams)
 
 
 @dataclass(frozen=True)
@@ -327,91 +308,122 @@ class ProgramKey:
     metric: str
 
 
+class _Inputs(NamedTuple):
+    """What one run is given: data, σ per site, rates, seed (tensors: σ and rates are not
+    part of the compiled program, so every σ of a placement reuses it)."""
+
+    x_train: tf.Tensor
+    y_train: tf.Tensor  # as from targets_as_float
+    y_raw: tf.Tensor  # as given (class indices for multiclass), for evaluate
+    x_test: tf.Tensor
+    y_test: tf.Tensor
+    sigmas: dict[Site, tf.Tensor]
+    lr: tf.Tensor
+    momentum: tf.Tensor
+    gamma: tf.Tensor
+    seed: tf.Tensor
+
+
+class _State(NamedTuple):
+    epoch: tf.Tensor
+    step: tf.Tensor
+    params: list[tf.Tensor]
+    slots: tuple[list[tf.Tensor], list[tf.Tensor]]
+    bad: tf.Tensor  # (R,) epoch whose loss was first not finite, 0 = never
+    noise: tuple[tf.Tensor, ...]  # the next step's normals, packed, one per noise stream
+
+
 class _Program:
-    """One compiled training run for a model shape and set of noise sites."""
+    """One compiled training run for a model shape and set of noise sites.
+
+    The noise of step t + 1 is drawn during step t and carried in the loop's state: a loop
+    state is always materialised, so each pair of normals is computed once (see
+    _random.packed_normals) and unpacked where step t + 1 uses it.
+    """
 
     def __init__(self, key: ProgramKey) -> None:
         self.key = key
         self.points = record_epochs(key.epochs, key.record_every)
         self.batch = min(key.batch_size, key.n_train)
         self.steps_per_epoch = math.ceil(key.n_train / self.batch)
-        self.run = tf.function(self._run, jit_compile=True)
+        # Targets are (…, n_outputs) floats for every task (classes one-hot).
+        self.streams = noise_streams(key.step, key.sizes, key.repeats, self.batch,
+                                     key.step.n_outputs)
+        # No autograph: the program uses tf.while_loop itself, and converting every function it
+        # calls took most of the compile time.
+        self.run = tf.function(self._run, jit_compile=True, autograph=False)
+
+    def _draw_next(self, seed: tf.Tensor, step: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return tuple(_random.packed_normals(seed, stream_id(stream), step, shape)
+                     for stream, shape in self.streams)
+
+    def _step(self, c: _Inputs, s: _State, xb: tf.Tensor, yb: tf.Tensor,
+              mask: tf.Tensor | None) -> _State:
+        planned = {name: (shape, packed) for (name, shape), packed in zip(self.streams, s.noise)}
+
+        def carried(stream: str, shape: Sequence[int]) -> tf.Tensor:
+            want, packed = planned[stream]
+            assert tuple(shape) == want, (stream, shape, want)
+            return _random.unpack(packed, want)
+
+        params, slots, loss = train_step(self.key.step, s.params, s.slots, s.step, xb, yb, mask,
+                                         c.sigmas, carried, c.lr, c.momentum, c.gamma)
+        bad = tf.where((s.bad == 0) & ~tf.math.is_finite(loss), s.epoch + 1, s.bad)
+        return _State(s.epoch, s.step + 1, params, slots, bad, self._draw_next(c.seed, s.step + 1))
+
+    def _epoch(self, c: _Inputs, s: _State) -> _State:
+        R, n, B, S = self.key.repeats, self.key.n_train, self.batch, self.steps_per_epoch
+        if S == 1:
+            # One batch holds the whole training set: the order within it cannot change the
+            # mean gradient, so the shuffle is skipped.
+            xb = tf.broadcast_to(c.x_train, [R, n, c.x_train.shape[-1]])
+            yb = tf.broadcast_to(c.y_train, [R, *c.y_train.shape])
+            s = self._step(c, s, xb, yb, None)
+        else:
+            order = epoch_order(c.seed, s.epoch, R, n)
+            # Batches by reshape and gather, not by slicing with tensor bounds: a batch keeps
+            # its static shape (R, B, …), as the noise draws need; the padding is masked.
+            batches = tf.reshape(tf.pad(order, [[0, 0], [0, S * B - n]]), [R, S, B])
+            masks = tf.reshape(tf.pad(tf.ones([n]), [[0, S * B - n]]), [S, B])
+
+            def body(k: tf.Tensor, s: _State) -> tuple[tf.Tensor, _State]:
+                idx = tf.gather(batches, k, axis=1)
+                return k + 1, self._step(c, s, tf.gather(c.x_train, idx),
+                                         tf.gather(c.y_train, idx), tf.gather(masks, k))
+
+            s = tf.while_loop(lambda k, _: k < S, body, (tf.constant(0), s))[1]
+        return s._replace(epoch=s.epoch + 1)
+
+    def _segment(self, c: _Inputs, end: tf.Tensor, s: _State) -> tuple[_State, tuple[Any, ...]]:
+        """Train until epoch ``end``; then the clean curve values at that point."""
+        s = tf.while_loop(lambda s: s.epoch < end, lambda s: (self._epoch(c, s),), (s,))[0]
+        metric = self.key.metric
+        test_loss, test_metric = evaluate(self.key.step, s.params, c.x_test, c.y_test, metric)
+        train_loss, train_metric = evaluate(self.key.step, s.params, c.x_train, c.y_raw, metric)
+        return s, (test_metric, train_metric, test_loss, train_loss)
 
     def _run(self, params: list[tf.Tensor], x_train: tf.Tensor, y_train: tf.Tensor,
              x_test: tf.Tensor, y_test: tf.Tensor, sigma_values: tf.Tensor, lr: tf.Tensor,
              momentum: tf.Tensor, gamma: tf.Tensor, seed: tf.Tensor) -> Any:
-        key, cfg = self.key, self.key.step
-        R, n, B, S = key.repeats, key.n_train, self.batch, self.steps_per_epoch
-        sigmas = {site: sigma_values[i] for i, site in enumerate(Site)}
-        y_float = targets_as_float(cfg, y_train)
-        padded = S * B
-        mask_all = tf.concat([tf.ones([n]), tf.zeros([padded - n])], axis=0)
-
-        def one_epoch(epoch: tf.Tensor, step: tf.Tensor, params: list[tf.Tensor],
-                      slots: Any, bad: tf.Tensor) -> Any:
-            if S == 1:
-                # One batch holds the whole training set: the order within it cannot change
-                # the mean gradient, so the shuffle is skipped.
-                xb = tf.broadcast_to(x_train, [R, n, x_train.shape[-1]])
-                yb = tf.broadcast_to(y_float, [R, *y_float.shape])
-                params, slots, loss = train_step(cfg, params, slots, step, xb, yb, None,
-                                                 sigmas, _rng_noise(seed, step), lr, momentum,
-                                                 gamma)
-                bad = tf.where((bad == 0) & ~tf.math.is_finite(loss), epoch + 1, bad)
-                return step + 1, params, slots, bad
-            order = epoch_order(seed, epoch, R, n)
-            # Batches by reshape and gather, not by slicing with tensor bounds: a batch must
-            # keep its static shape (R, B, …), which the noise draws need.
-            batches = tf.reshape(tf.concat([order, tf.zeros([R, padded - n], tf.int32)], axis=1),
-                                 [R, S, B])
-            masks = tf.reshape(mask_all, [S, B])
-
-            def batch_body(k: tf.Tensor, step: tf.Tensor, params: list[tf.Tensor], slots: Any,
-                           bad: tf.Tensor) -> Any:
-                idx = tf.gather(batches, k, axis=1)
-                xb = tf.gather(x_train, idx)
-                yb = tf.gather(y_float, idx)
-                mask = tf.gather(masks, k)
-                params, slots, loss = train_step(cfg, params, slots, step, xb, yb, mask, sigmas,
-                                                 _rng_noise(seed, step), lr, momentum, gamma)
-                bad = tf.where((bad == 0) & ~tf.math.is_finite(loss), epoch + 1, bad)
-                return k + 1, step + 1, params, slots, bad
-
-            _, step, params, slots, bad = tf.while_loop(
-                lambda k, *_: k < S, batch_body, (tf.constant(0), step, params, slots, bad))
-            return step, params, slots, bad
-
-        def until(end: int, epoch: tf.Tensor, step: tf.Tensor, params: list[tf.Tensor],
-                  slots: Any, bad: tf.Tensor) -> Any:
-            def body(epoch: tf.Tensor, step: tf.Tensor, params: list[tf.Tensor], slots: Any,
-                     bad: tf.Tensor) -> Any:
-                step, params, slots, bad = one_epoch(epoch, step, params, slots, bad)
-                return epoch + 1, step, params, slots, bad
-
-            return tf.while_loop(lambda e, *_: e < end, body, (epoch, step, params, slots, bad))
-
+        c = _Inputs(x_train, targets_as_float(self.key.step, y_train), y_train, x_test, y_test,
+                    {site: sigma_values[i] for i, site in enumerate(Site)}, lr, momentum, gamma,
+                    seed)
         slots = ([tf.zeros_like(p) for p in params], [tf.zeros_like(p) for p in params])
-        state = (tf.constant(0), tf.constant(0), list(params), slots, tf.zeros([R], tf.int32))
+        state = _State(tf.constant(0), tf.constant(0), list(params), slots,
+                       tf.zeros([self.key.repeats], tf.int32),
+                       self._draw_next(seed, tf.constant(0)))
         # Training runs in segments that end at the record points; after each, one clean
         # evaluation is written to the curves.
         points = tf.constant(self.points, tf.int32)
-
-        def segment(i: tf.Tensor, state: Any, buffers: Any) -> Any:
-            epoch, step, params, slots, bad = state
-            end = points[i]
-            epoch, step, params, slots, bad = until(end, epoch, step, params, slots, bad)
-            test_loss, test_metric = evaluate(cfg, params, x_test, y_test, key.metric)
-            train_loss, train_metric = evaluate(cfg, params, x_train, y_train, key.metric)
-            buffers = tuple(
-                buf.write(i, value) for buf, value in
-                zip(buffers, (test_metric, train_metric, test_loss, train_loss)))
-            return i + 1, (epoch, step, params, slots, bad), buffers
-
         buffers = tuple(tf.TensorArray(tf.float32, size=len(self.points)) for _ in CURVE_NAMES)
-        _, state, buffers = tf.while_loop(
-            lambda i, *_: i < len(self.points), segment, (tf.constant(0), state, buffers))
-        bad, final = state[4], state[2]
-        return tuple(tf.transpose(buf.stack()) for buf in buffers), bad, final
+
+        def segment(i: tf.Tensor, s: _State, buffers: Any) -> Any:
+            s, values = self._segment(c, points[i], s)
+            return i + 1, s, tuple(buf.write(i, v) for buf, v in zip(buffers, values))
+
+        _, state, buffers = tf.while_loop(lambda i, *_: i < len(self.points), segment,
+                                          (tf.constant(0), state, buffers))
+        return tuple(tf.transpose(buf.stack()) for buf in buffers), state.bad, state.params
 
 
 _PROGRAMS: dict[ProgramKey, _Program] = {}
