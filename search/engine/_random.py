@@ -64,14 +64,14 @@ def threefry2x32(key: tuple[tf.Tensor, tf.Tensor], counter: tuple[tf.Tensor, tf.
     return x0, x1
 
 
-def bits(seed: tf.Tensor, stream: int, repeats: int, step: tf.Tensor,
-         pairs: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Two (repeats, pairs) arrays of uint32 words: stream ``stream`` of every repeat at
-    ``step`` (a step or an epoch), ``pairs`` counters each."""
+def bits(seed: tf.Tensor, stream: int, repeats: int, step: tf.Tensor, pairs: int,
+         first: tf.Tensor | int = 0) -> tuple[tf.Tensor, tf.Tensor]:
+    """Two (repeats, pairs) arrays of uint32 words: stream ``stream`` of repeats first,
+    first + 1, … at ``step`` (a step or an epoch), ``pairs`` counters each."""
     if not 0 <= stream < MAX_STREAMS:
         raise ValueError(f"stream must be in [0, {MAX_STREAMS}); got {stream}")
     seed32 = tf.cast(tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), 0xFFFFFFFF), tf.uint32)
-    repeat = tf.cast(tf.range(repeats), tf.uint32)[:, None]
+    repeat = tf.cast(tf.range(repeats) + tf.cast(first, tf.int32), tf.uint32)[:, None]
     key = (seed32, repeat * _u32(MAX_STREAMS) + _u32(stream))
     counter = (tf.cast(tf.range(pairs), tf.uint32)[None, :], tf.cast(step, tf.uint32))
     return threefry2x32(key, counter)
@@ -110,8 +110,8 @@ def pairs_for(shape: Sequence[int]) -> int:
     return (math.prod(int(d) for d in shape[1:]) + 1) // 2
 
 
-def packed_normals(seed: tf.Tensor, stream: int, step: tf.Tensor,
-                   shape: Sequence[int]) -> tf.Tensor:
+def packed_normals(seed: tf.Tensor, stream: int, step: tf.Tensor, shape: Sequence[int],
+                   first: tf.Tensor | int = 0) -> tf.Tensor:
     """The normals of ``shape`` (repeats, …) two to a uint64, (repeats, pairs): see normals.
 
     Why packed: XLA on CPU fuses a computation into each consumer element by element and has
@@ -119,7 +119,7 @@ def packed_normals(seed: tf.Tensor, stream: int, step: tf.Tensor,
     each cost a whole Threefry and Box–Muller. One uint64 per pair is one output per pair;
     kept in a loop's state, it is computed once and unpacked cheaply where it is used.
     """
-    z0, z1 = box_muller(*bits(seed, stream, int(shape[0]), step, pairs_for(shape)))
+    z0, z1 = box_muller(*bits(seed, stream, int(shape[0]), step, pairs_for(shape), first))
     low = tf.cast(tf.bitcast(z0, tf.uint32), tf.uint64)
     high = tf.cast(tf.bitcast(z1, tf.uint32), tf.uint64)
     return tf.bitwise.bitwise_or(low, tf.bitwise.left_shift(high, tf.constant(32, tf.uint64)))
@@ -134,16 +134,17 @@ def unpack(packed: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
     return tf.reshape(z, [repeats, *shape[1:]])
 
 
-def normals(seed: tf.Tensor, stream: int, step: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
-    """Standard normals of ``shape`` (repeats, …): element e of repeat r depends only on
-    (seed, stream, r, step, e)."""
-    return unpack(packed_normals(seed, stream, step, shape), shape)
+def normals(seed: tf.Tensor, stream: int, step: tf.Tensor, shape: Sequence[int],
+            first: tf.Tensor | int = 0) -> tf.Tensor:
+    """Standard normals of ``shape`` (repeats, …) for repeats first, first + 1, …: element e
+    of repeat r depends only on (seed, stream, r, step, e)."""
+    return unpack(packed_normals(seed, stream, step, shape, first), shape)
 
 
-def permutations(seed: tf.Tensor, stream: int, epoch: tf.Tensor, repeats: int,
-                 n: int) -> tf.Tensor:
+def permutations(seed: tf.Tensor, stream: int, epoch: tf.Tensor, repeats: int, n: int,
+                 first: tf.Tensor | int = 0) -> tf.Tensor:
     """(repeats, n) int32: a uniformly random order of 0..n-1 per repeat, keyed like normals."""
-    w0, _ = bits(seed, stream, repeats, epoch, n)
+    w0, _ = bits(seed, stream, repeats, epoch, n, first)
     # 31 random bits per row as a sort key (argsort takes signed integers); a tie, at odds
     # of about n² / 2^32 per epoch, keeps the rows' own order.
     keys = tf.cast(tf.bitwise.right_shift(w0, _u32(1)), tf.int32)
