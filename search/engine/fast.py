@@ -55,6 +55,31 @@ from search.spec import StudySpec
 # One tf.function per program key is intended, not a retracing problem.
 tf.get_logger().setLevel("ERROR")
 
+CACHE_ENV = "NOISE_SEARCH_XLA_CACHE"
+
+
+def _keep_compiled_programs() -> None:
+    """Compiled XLA programs persist on disk (TensorFlow's persistent compilation cache), so a
+    later run of the same model shapes loads them instead of compiling: a few seconds per
+    placement. $NOISE_SEARCH_XLA_CACHE names the directory ('' turns it off); default
+    ~/.cache/noise-search/xla-tf<version>. TensorFlow checks that a loaded entry is the same
+    program. Read when the first program compiles, so it is set here, at import."""
+    if "tf_xla_persistent_cache_directory" in os.environ.get("TF_XLA_FLAGS", ""):
+        return  # the user chose
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.environ.get(CACHE_ENV, os.path.join(base, "noise-search", f"xla-tf{tf.__version__}"))
+    if not path:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return  # no cache is only slower
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={path}".strip()
+
+
+_keep_compiled_programs()
+
 NAME = "fast"
 # Every noise site: the engine draws its own noise, so no site depends on a Keras layer.
 SITES: tuple[str, ...] = tuple(site.value for site in Site)
