@@ -252,7 +252,7 @@ def _build_report(study: Any, quiet: bool, boundaries: bool = True) -> tuple[Any
 
     from search import report
 
-    # Reading, two retrained models for the decision boundaries, drawing.
+    # Reading, the two decision boundaries (seconds each when a study must retrain), drawing.
     with tqdm(total=4 if boundaries else 2, desc="report: reading trials", unit="step",
               disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
         def progress(what: str, advance: int) -> None:

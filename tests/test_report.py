@@ -1,9 +1,9 @@
 """The report: collected data against the stored numbers, the HTML in real headless Chromium,
 the dashboard copies, and bad input.
 
-One tiny study is run once per module with the real engine; the decision boundaries are
-retrained from its stored spec, so the report's retraining is checked against the numbers
-the study stored.
+One tiny study is run once per module with the real engine; the decision boundaries are drawn
+by the study's engine from repeat 0's stored weights (or, for a study without them, weights
+retrained from the stored spec), and checked against the numbers the study stored.
 """
 
 from __future__ import annotations
@@ -80,12 +80,12 @@ def test_learning_curves_are_the_stored_curves(collected):
                                                                    abs=1e-5)
 
 
-def test_decision_boundaries_come_from_retrained_models_that_match_the_study(collected):
+def test_decision_boundaries_are_the_stored_models_that_match_the_study(collected):
     data, _ = collected
     assert [b.config for b in data.boundaries] == ["none", data.best.config] \
         or (data.best.config == "none" and [b.config for b in data.boundaries] == ["none"])
     for b in data.boundaries:
-        # Retrained repeat 0 scores what the study stored for repeat 0.
+        # The model drawn (repeat 0's stored weights) scores what the study stored for it.
         assert b.test_metric == pytest.approx(b.stored_test_metric, abs=1e-6)
         assert b.kind == "probability" and len(b.xs) == len(b.ys) == report.BOUNDARY_GRID
         z = np.array(b.z)
@@ -348,6 +348,24 @@ def test_run_draws_dashboard_figures_once_per_set_of_completed_trials(write_stud
 
 
 # --- decision boundaries through the study's own engine ---------------------------------------
+
+
+def test_a_study_without_stored_weights_retrains_repeat_0_with_its_own_engine(finished,
+                                                                            monkeypatch):
+    from search.report import boundary
+
+    study = optuna.load_study(study_name="tiny", storage=open_storage(finished))
+    stored = report.collect(study)
+    monkeypatch.setattr(boundary, "stored_weights", lambda trial: None)  # an older study
+    steps: list[str] = []
+    retrained = report.collect(study, progress=lambda what, advance: steps.append(what))
+    assert [s for s in steps if s.startswith("retrained")] == [
+        f"retrained {b.config}" for b in stored.boundaries]
+    for old, new in zip(stored.boundaries, retrained.boundaries):
+        # Common random numbers: retrained repeat 0 is the study's repeat 0.
+        assert new.test_metric == pytest.approx(new.stored_test_metric, abs=1e-6)
+        assert np.allclose(new.z, old.z, atol=2e-3)
+    assert retrained.notes == ()
 
 
 def test_an_engine_that_cannot_predict_gives_a_note_not_another_engines_boundary(finished,

@@ -225,7 +225,7 @@ def gap_figure(data: ReportData) -> go.Figure:
 
 
 def boundary_figure(data: ReportData, compact: bool = False) -> go.Figure:
-    """Decision boundaries of the retrained models over the training and test points."""
+    """Decision boundaries of repeat 0 of each configuration over the training and test points."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
