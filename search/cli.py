@@ -201,10 +201,10 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
 
     res = collect(load_study(open_storage(storage), study_name))
     pair = compare_configs(res, config_a, config_b)
-    c = pair.comparison
+    c, paired = pair.comparison, pair.paired
     if fmt == "json":
         out = {"study": res.name, "metric": res.metric, "direction": res.direction,
-               "a": pair.a, "b": pair.b, **c.as_dict()}
+               "a": pair.a, "b": pair.b, **pair.as_dict()}
         click.echo(json.dumps(out, indent=2, allow_nan=False))
         return 0
     a, b = pair.a["config"], pair.b["config"]
@@ -216,10 +216,13 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
                    f"95% CI {fmt_.ci(row['ci_low'], row['ci_high'])}  "
                    f"bootstrap {fmt_.ci(row['bootstrap_ci_low'], row['bootstrap_ci_high'])}  "
                    f"n {row['n']}")
-    click.echo(f"  Δ = A − B {fmt_.signed(c.diff)}  95% CI "
-               f"{fmt_.ci(c.diff_ci_low, c.diff_ci_high, is_signed=True)} (Welch)  "
-               f"p {fmt_.p_value(c.p_value)} (Welch's t-test, this one comparison, unadjusted)  "
-               f"Cohen's d {fmt_.number(c.cohen_d, 2)}")
+    click.echo(f"  Δ = A − B {fmt_.signed(paired.diff)} over {paired.n} shared seeds  95% CI "
+               f"{fmt_.ci(paired.diff_ci_low, paired.diff_ci_high, is_signed=True)}  "
+               f"p {fmt_.p_value(paired.p_paired)} (paired t-test, this one comparison, "
+               f"unadjusted)  Wilcoxon p {fmt_.p_value(paired.p_wilcoxon)}")
+    click.echo(f"  P(A better than B) {fmt_.number(paired.p_improve, 2)} (95% CI "
+               f"{fmt_.ci(paired.p_improve_low, paired.p_improve_high)})  unpaired: Welch p "
+               f"{fmt_.p_value(c.p_value)}, Cohen's d {fmt_.number(c.cohen_d, 2)}")
     if c.pairs:
         click.echo(f"  same seed: A better on {c.wins} of {c.pairs}, B better on {c.losses}, "
                    f"{c.ties} tied")

@@ -67,6 +67,16 @@ def wins(row: Mapping[str, Any]) -> str:
     return f"{round(row['win_share'] * row['n'])}/{row['n']}"
 
 
+def _p_improve(row: Mapping[str, Any]) -> str:
+    """P(better than the baseline) and its CI: 0.83 (0.70–0.93)."""
+    if not _defined(row.get("p_improve")):
+        return MISSING
+    text = number(row["p_improve"], 2)
+    if _defined(row.get("p_improve_low")) and _defined(row.get("p_improve_high")):
+        text += f" ({number(row['p_improve_low'], 2)}–{number(row['p_improve_high'], 2)})"
+    return text
+
+
 # --- the summary table: one row per configuration ---------------------------------------------
 
 
@@ -94,8 +104,11 @@ COLUMNS: dict[str, Column] = {
     "n": Column("n", lambda r: number(r["n"])),
     "diff": Column("Δ baseline", lambda r: signed(r["diff"])),
     "diff_ci": Column("Δ 95% CI", lambda r: ci(r["diff_ci_low"], r["diff_ci_high"], True)),
-    "p": Column("p", lambda r: p_value(r["p_value"])),
+    "p": Column("p paired", lambda r: p_value(r["p_paired"])),
     "p_holm": Column("p Holm", lambda r: p_value(r["p_holm"])),
+    "p_wilcoxon": Column("p Wilcoxon", lambda r: p_value(r["p_wilcoxon"])),
+    "p_welch": Column("p Welch", lambda r: p_value(r["p_welch"])),
+    "p_improve": Column("P(better)", _p_improve),
     "d": Column("d", lambda r: number(r["cohen_d"], 2)),
     "wins": Column("wins", wins),
     "train": Column("train", lambda r: number(r["train_mean"])),
@@ -105,12 +118,17 @@ COLUMNS: dict[str, Column] = {
 
 # The `results` table (all the statistics) and the report's table (fits a page, with the gap).
 RESULTS_COLUMNS = ("placement", "std", "mean", "sd", "ci", "bootstrap_ci", "n", "diff",
-                   "diff_ci", "p", "p_holm", "d", "wins", "train", "state")
-REPORT_COLUMNS = ("config", "n", "mean", "sd", "ci", "diff", "p", "p_holm", "d", "train", "gap",
-                  "state")
-TABLE_NOTE = ("Δ = mean − baseline mean; Δ 95% CI and p: Welch's t-test; p Holm: adjusted over "
-              "all comparisons with the baseline; d: Cohen's d; wins: seeds better than the "
-              "baseline on the same seed")
+                   "diff_ci", "p", "p_holm", "p_wilcoxon", "p_welch", "p_improve", "d", "wins",
+                   "train", "state")
+REPORT_COLUMNS = ("config", "n", "mean", "sd", "ci", "diff", "p", "p_holm", "p_welch",
+                  "p_improve", "d", "train", "gap", "state")
+TABLE_NOTE = ("Δ = mean − baseline mean; Δ 95% CI and p paired: paired t-test on the "
+              "per-seed differences (seed r of each configuration shares initial weights, "
+              "data order and noise draws); p Holm: p paired adjusted over all comparisons "
+              "with the baseline; p Wilcoxon: signed-rank test; p Welch: unpaired; P(better): "
+              "share of seeds better than the baseline, ties half, with its 95% bootstrap CI; "
+              "d: Cohen's d; wins: seeds better than the baseline on the same seed; n: seeds "
+              "run (a configuration stopped by racing has fewer, compared on the seeds it has)")
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]], metric: str,

@@ -37,15 +37,16 @@ def test_numbers_differences_and_intervals():
 def test_one_table_builder_for_every_output():
     row = {"config": "input:0.1", "placement": "input", "std": 0.1, "mean": 0.8, "sd": 0.01,
            "ci_low": 0.79, "ci_high": 0.81, "bootstrap_ci_low": 0.795, "bootstrap_ci_high": 0.805,
-           "n": 3, "diff": 0.02, "diff_ci_low": -0.01, "diff_ci_high": 0.05, "p_value": 0.2,
-           "p_holm": 0.4, "cohen_d": 1.234, "win_share": 2 / 3, "train_mean": 0.9,
-           "state": "COMPLETE"}
+           "n": 3, "diff": 0.02, "diff_ci_low": -0.01, "diff_ci_high": 0.05, "p_paired": 0.2,
+           "p_holm": 0.4, "p_wilcoxon": 0.25, "p_welch": 0.3, "p_improve": 2 / 3,
+           "p_improve_low": 1 / 3, "p_improve_high": 1.0, "cohen_d": 1.234, "win_share": 2 / 3,
+           "train_mean": 0.9, "state": "COMPLETE"}
     header, cells = fmt.summary_table([row], "accuracy", fmt.RESULTS_COLUMNS)
     assert header[:3] == ["placement", "std", "mean accuracy"]
     assert cells == ["input", "0.1", "0.8000", "0.0100", "0.7900–0.8100", "0.7950–0.8050", "3",
-                     "+0.0200", "-0.0100–+0.0500", "0.2000", "0.4000", "1.23", "2/3", "0.9000",
-                     "complete"]
+                     "+0.0200", "-0.0100–+0.0500", "0.2000", "0.4000", "0.2500", "0.3000",
+                     "0.67 (0.33–1.00)", "1.23", "2/3", "0.9000", "complete"]
     header, cells = fmt.summary_table([row], "accuracy", fmt.REPORT_COLUMNS)
     assert header[0] == "configuration" and cells[0] == "input:0.1"
     assert cells[header.index("gap")] == "0.1000"  # train − test
-    assert cells[header.index("p")] == "0.2000"  # the same p text as the results table
+    assert cells[header.index("p paired")] == "0.2000"  # the same p text as the results table

@@ -87,15 +87,22 @@ def test_rows_carry_the_comparison_with_the_baseline(sqlite_url):
     for key in ("hidden_pre:0.1", "input:0.01", "input:0.3"):
         r = rows[key]
         welch = sps.ttest_ind(configs[key], BASE, equal_var=False)
-        ci = welch.confidence_interval()
-        raw[key] = welch.pvalue
-        assert r["p_value"] == pytest.approx(welch.pvalue)
+        paired = sps.ttest_rel(configs[key], BASE)
+        ci = paired.confidence_interval()
+        raw[key] = paired.pvalue
+        assert r["p_paired"] == pytest.approx(paired.pvalue)
+        assert r["p_welch"] == pytest.approx(welch.pvalue)
+        assert r["p_wilcoxon"] == pytest.approx(sps.wilcoxon(configs[key], BASE).pvalue)
         assert (r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx((ci.low, ci.high))
+        better = np.mean(np.array(configs[key]) > BASE) + 0.5 * np.mean(
+            np.array(configs[key]) == BASE)
+        assert r["p_improve"] == pytest.approx(better)
+        assert r["p_improve_low"] <= r["p_improve"] <= r["p_improve_high"]
         assert r["diff"] == pytest.approx(np.mean(configs[key]) - np.mean(BASE))
         wins = sum(v > b for v, b in zip(configs[key], BASE))
         assert r["win_share"] == pytest.approx(wins / len(BASE))
         assert r["cohen_d"] == pytest.approx(stats.cohen_d(configs[key], BASE))
-    # Holm over the three comparisons, by hand: smallest ×3, next ×2, largest ×1, monotone.
+    # Holm over the three paired comparisons, by hand: smallest ×3, next ×2, largest ×1, monotone.
     order = sorted(raw, key=raw.get)
     expected, running = {}, 0.0
     for factor, key in zip((3, 2, 1), order):
@@ -108,7 +115,9 @@ def test_rows_carry_the_comparison_with_the_baseline(sqlite_url):
             stats.bootstrap_ci(values)
     base = rows["none"]
     assert base["diff"] == 0.0
-    assert all(base[k] is None for k in ("p_value", "p_holm", "cohen_d", "win_share"))
+    assert all(base[k] is None for k in ("p_paired", "p_wilcoxon", "p_welch", "p_holm",
+                                         "p_improve", "cohen_d", "win_share"))
+    assert "p_value" not in base  # renamed p_welch: the comparison that counts is paired
 
 
 def test_recommendation_names_a_significant_best(sqlite_url):
@@ -128,11 +137,11 @@ def test_recommendation_warns_when_the_runner_up_is_as_good(sqlite_url):
     res = collect(make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD,
                                           "hidden_post:0.1": twin}))
     rec = recommend(res)
-    p = sps.ttest_ind(GOOD, twin, equal_var=False).pvalue
+    p = sps.ttest_rel(GOOD, twin).pvalue
     assert rec.best == "hidden_pre:0.1" and rec.significant
     assert rec.significant_configs == ["hidden_pre:0.1", "hidden_post:0.1"]
     assert (f"The runner-up hidden_post:0.1 (mean {np.mean(twin):.4f}) is not significantly "
-            f"different from it (Welch p = {p:.4f})") in rec.text
+            f"different from it (paired p = {p:.4f})") in rec.text
 
 
 def test_recommendation_says_when_a_gain_is_not_significant(sqlite_url):
@@ -142,7 +151,7 @@ def test_recommendation_says_when_a_gain_is_not_significant(sqlite_url):
     assert rec.best == "input:0.01" and rec.beats_baseline and not rec.significant
     assert rec.text.startswith("recommendation: no noise. No configuration is significantly "
                                "better than the baseline after correction; the best, input:0.01")
-    assert "NOT significant (Holm-adjusted p = " in rec.text
+    assert "NOT significant (Holm-adjusted paired p = " in rec.text
 
 
 def test_recommendation_says_plainly_when_nothing_beats_the_baseline(sqlite_url):
@@ -168,7 +177,7 @@ def test_no_baseline_no_recommendation(sqlite_url):
     res = collect(make_study(sqlite_url, {"input:0.01": SLIGHT}, waiting=("none",)))
     rec = recommend(res)
     assert rec.best is None and "baseline (none) has not completed" in rec.text
-    assert res.rows[0]["p_value"] is None
+    assert res.rows[0]["p_paired"] is None
 
 
 def test_identical_values_stay_null_in_json(sqlite_url, capsys):
@@ -176,11 +185,12 @@ def test_identical_values_stay_null_in_json(sqlite_url, capsys):
     rows = {r["config"]: r for r in _json(capsys, "results", "built", "--storage", sqlite_url,
                                           "--format", "json")}
     same = rows["input:0.1"]
-    assert (same["sd"], same["diff"], same["diff_ci_low"], same["p_value"], same["p_holm"],
-            same["cohen_d"], same["tie_share"]) == (0.0, 0.0, 0.0, None, None, None, 1.0)
+    assert (same["sd"], same["diff"], same["diff_ci_low"], same["p_paired"], same["p_holm"],
+            same["p_welch"], same["p_wilcoxon"], same["cohen_d"], same["tie_share"],
+            same["p_improve"]) == (0.0, 0.0, 0.0, None, None, None, None, None, 1.0, 0.5)
     assert (same["bootstrap_ci_low"], same["bootstrap_ci_high"]) == (0.8, 0.8)
     apart = rows["input:0.2"]
-    assert apart["p_value"] == 0.0 and apart["p_holm"] == 0.0  # the only test in the family
+    assert apart["p_paired"] == 0.0 and apart["p_holm"] == 0.0  # the only test in the family
 
 
 def test_results_json_csv_and_table(sqlite_url, capsys):
@@ -191,13 +201,14 @@ def test_results_json_csv_and_table(sqlite_url, capsys):
     assert len(rows) == 5
     for key in ("config", "placement", "std", "kind", "n", "mean", "sd", "sem", "ci_low",
                 "ci_high", "train_mean", "state", "diff", "bootstrap_ci_low",
-                "bootstrap_ci_high", "diff_ci_low", "diff_ci_high", "p_value", "p_holm",
-                "cohen_d", "win_share", "tie_share"):
+                "bootstrap_ci_high", "diff_ci_low", "diff_ci_high", "p_paired", "p_wilcoxon",
+                "p_holm", "p_welch", "p_improve", "p_improve_low", "p_improve_high",
+                "cohen_d", "win_share", "tie_share", "pruned_reason"):
         assert all(key in r for r in rows), key
     by_key = {r["config"]: r for r in rows}
     assert by_key["input:0.5"]["state"] == "WAITING"
     assert by_key["input:0.5"]["placement"] == "input" and by_key["input:0.5"]["std"] == 0.5
-    assert by_key["hidden_pre:0.5"]["state"] == "FAIL" and by_key["hidden_pre:0.5"]["p_value"] \
+    assert by_key["hidden_pre:0.5"]["state"] == "FAIL" and by_key["hidden_pre:0.5"]["p_paired"] \
         is None
 
     assert main(["results", "built", "--storage", url, "--format", "csv"]) == 0
@@ -223,12 +234,20 @@ def test_compare_any_two_configurations(sqlite_url, capsys):
     expected = sps.ttest_ind(GOOD, SLIGHT, equal_var=False)
     assert pair.comparison.p_value == pytest.approx(expected.pvalue)
     assert pair.comparison.diff == pytest.approx(np.mean(GOOD) - np.mean(SLIGHT))
+    paired = sps.ttest_rel(GOOD, SLIGHT)
+    assert pair.paired.p_paired == pytest.approx(paired.pvalue)
+    assert (pair.paired.diff_ci_low, pair.paired.diff_ci_high) == pytest.approx(
+        tuple(paired.confidence_interval()))
 
     out = _json(capsys, "compare", "built", "input:0.01", "hidden_pre:0.1", "--storage",
                 sqlite_url, "--format", "json")
     assert out["a"]["config"] == "input:0.01" and out["b"]["config"] == "hidden_pre:0.1"
     assert out["diff"] == pytest.approx(np.mean(SLIGHT) - np.mean(GOOD))
     assert out["wins"] == 0 and out["losses"] == 6
+    assert out["p_paired"] == pytest.approx(sps.ttest_rel(SLIGHT, GOOD).pvalue)
+    assert out["p_welch"] == pytest.approx(sps.ttest_ind(SLIGHT, GOOD, equal_var=False).pvalue)
+    assert out["p_wilcoxon"] == pytest.approx(sps.wilcoxon(SLIGHT, GOOD).pvalue)
+    assert (out["p_improve"], out["n"]) == (0.0, 6)
 
     assert main(["compare", "built", "hidden_pre:0.1", "none", "--storage", sqlite_url]) == 0
     text = capsys.readouterr().out
@@ -238,12 +257,12 @@ def test_compare_any_two_configurations(sqlite_url, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["compare", "built", "hidden_pre:0.2", "none"],
-     "study 'built' has no configuration 'hidden_pre:0.2'; completed configurations: "
+     "study 'built' has no configuration 'hidden_pre:0.2'; measured configurations: "
      "hidden_pre:0.1, none"),
     (["compare", "built", "sideways", "none"],
      "configuration 'sideways': expected PLACEMENT:STD"),
     (["compare", "built", "none", "input:0.5"],
-     "configuration 'input:0.5' of study 'built' has not completed (state waiting)"),
+     "configuration 'input:0.5' of study 'built' has not been measured (state waiting)"),
     (["compare", "nope", "none", "none"], "no study named 'nope' in this storage; studies: built"),
     (["results", "nope"], "no study named 'nope'"),
 ])
@@ -275,7 +294,7 @@ def test_non_finite_stored_numbers_become_null(sqlite_url, capsys):
     rows = {r["config"]: r for r in _json(capsys, "results", "built", "--storage", sqlite_url,
                                           "--format", "json")}
     odd = rows["input:0.1"]
-    assert odd["mean"] is None and odd["diff"] is None and odd["p_value"] is None
+    assert odd["mean"] is None and odd["diff"] is None and odd["p_paired"] is None
     assert rows["none"]["mean"] == pytest.approx(np.mean(BASE))
     assert main(["results", "built", "--storage", sqlite_url]) == 0
     assert "No configuration beats the baseline" in capsys.readouterr().out
@@ -335,3 +354,77 @@ def test_compare_verdict_and_recommendation_share_one_rule():
     assert decide(0.02, None, maximize=True).significant is False
     assert decide(-0.02, 0.001, maximize=True).better is False
     assert decide(0.0, 0.0, maximize=True).better is None
+
+
+# Stored test accuracies of the tutorial grid (studies/circles.toml, 30 seeds, engine
+# version 2): the baseline and the full run's best. Many ties and zero differences, which is
+# where a paired test's details (Wilcoxon's zero handling) show.
+TUTORIAL_NONE = [0.785714, 0.757143, 0.771429, 0.771429, 0.742857, 0.785714, 0.771429, 0.771429,
+                 0.757143, 0.771429, 0.771429, 0.771429, 0.771429, 0.771429, 0.757143, 0.771429,
+                 0.785714, 0.771429, 0.785714, 0.757143, 0.785714, 0.757143, 0.771429, 0.771429,
+                 0.771429, 0.771429, 0.8, 0.757143, 0.771429, 0.757143]
+TUTORIAL_BEST = [0.828571, 0.828571, 0.842857, 0.842857, 0.842857, 0.828571, 0.814286, 0.842857,
+                 0.828571, 0.828571, 0.842857, 0.8, 0.8, 0.828571, 0.814286, 0.814286, 0.871429,
+                 0.828571, 0.842857, 0.8, 0.828571, 0.842857, 0.828571, 0.828571, 0.8, 0.828571,
+                 0.785714, 0.828571, 0.828571, 0.828571]
+TUTORIAL_CLOSE = [0.857143, 0.828571, 0.814286, 0.842857, 0.814286, 0.828571, 0.814286, 0.842857,
+                  0.814286, 0.814286, 0.814286, 0.8, 0.842857, 0.8, 0.785714, 0.785714, 0.842857,
+                  0.842857, 0.8, 0.8, 0.828571, 0.828571, 0.8, 0.828571, 0.814286, 0.828571,
+                  0.814286, 0.814286, 0.8, 0.8]  # hidden_post:0.1
+
+
+def test_paired_statistics_of_stored_tutorial_values_match_scipy(sqlite_url, capsys):
+    make_study(sqlite_url, {"none": TUTORIAL_NONE, "hidden_post:0.2": TUTORIAL_BEST,
+                            "hidden_post:0.1": TUTORIAL_CLOSE})
+    rows = {r["config"]: r for r in _json(capsys, "results", "built", "--storage", sqlite_url,
+                                          "--format", "json")}
+    raw = []
+    for key, values in (("hidden_post:0.2", TUTORIAL_BEST), ("hidden_post:0.1", TUTORIAL_CLOSE)):
+        r = rows[key]
+        t = sps.ttest_rel(values, TUTORIAL_NONE)
+        raw.append(t.pvalue)
+        assert r["p_paired"] == pytest.approx(t.pvalue, rel=1e-9)
+        assert (r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx(
+            tuple(t.confidence_interval(0.95)), rel=1e-9)
+        w = sps.wilcoxon(values, TUTORIAL_NONE, zero_method="wilcox")
+        assert r["p_wilcoxon"] == pytest.approx(w.pvalue, rel=1e-9)
+        assert r["p_welch"] == pytest.approx(
+            sps.ttest_ind(values, TUTORIAL_NONE, equal_var=False).pvalue, rel=1e-9)
+        share = np.mean(np.array(values) > TUTORIAL_NONE) + 0.5 * np.mean(
+            np.array(values) == TUTORIAL_NONE)
+        assert r["p_improve"] == pytest.approx(share)
+    assert [rows["hidden_post:0.2"]["p_holm"], rows["hidden_post:0.1"]["p_holm"]] == \
+        pytest.approx(stats.holm(raw))
+    # The two best of the tutorial: pairing by seed removes the seed's share of the spread, so
+    # the paired test separates them where Welch's cannot.
+    out = _json(capsys, "compare", "built", "hidden_post:0.2", "hidden_post:0.1", "--storage",
+                sqlite_url, "--format", "json")
+    assert out["p_paired"] == pytest.approx(sps.ttest_rel(TUTORIAL_BEST, TUTORIAL_CLOSE).pvalue)
+    assert out["p_welch"] == pytest.approx(
+        sps.ttest_ind(TUTORIAL_BEST, TUTORIAL_CLOSE, equal_var=False).pvalue)
+    assert out["p_paired"] < 0.05 < out["p_welch"]
+
+
+def test_a_configuration_stopped_early_is_compared_on_the_seeds_it_has(sqlite_url, capsys):
+    study = make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD})
+    config = parse_config_key("input:0.3")
+    stopped = WORSE[:3]
+    pruned = TrialRecord(config, config.key, state=TrialState.PRUNED, metric="accuracy",
+                         repeats=3, test_values=tuple(stopped), test=stats.summarize(stopped),
+                         pruned_reason="worse than the baseline after 3 seeds")
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED,
+                                              user_attrs=pruned.to_attrs()))
+    rows = {r["config"]: r for r in _json(capsys, "results", "built", "--storage", sqlite_url,
+                                          "--format", "json")}
+    r = rows["input:0.3"]
+    assert (r["state"], r["n"], r["pruned_reason"]) == (
+        "PRUNED", 3, "worse than the baseline after 3 seeds")
+    assert r["p_paired"] == pytest.approx(sps.ttest_rel(stopped, BASE[:3]).pvalue)
+    assert r["p_welch"] == pytest.approx(sps.ttest_ind(stopped, BASE, equal_var=False).pvalue)
+    assert r["win_share"] == 0.0
+    res = collect(study)
+    assert recommend(res).best == "hidden_pre:0.1"  # a stopped configuration is never the answer
+    assert [row["state"] for row in res.rows] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    out = _json(capsys, "compare", "built", "input:0.3", "none", "--storage", sqlite_url,
+                "--format", "json")
+    assert (out["n"], out["pairs"], out["losses"]) == (3, 3, 3)

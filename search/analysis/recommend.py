@@ -1,7 +1,8 @@
 """The answers: which noise to use, if any (`recommend`), and which of two configurations is
 better (`compare_verdict`). Both decide by one rule, `decide`: the better mean in the study's
-direction, significant when its p-value is below stats.SIGNIFICANCE — Holm-adjusted over every
-comparison with the baseline for the recommendation, Welch's own for a single pair.
+direction, significant when its p-value is below stats.SIGNIFICANCE — the paired t-test's
+(seeds paired: same initial weights, data order and noise draws), Holm-adjusted over every
+comparison with the baseline for the recommendation, unadjusted for a single pair.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from search import format as fmt_
 from search.analysis import stats
+from search.analysis.paired import compare_paired
 from search.analysis.results import Pair, StudyResults
 from search.noise import BASELINE
 
@@ -32,16 +34,16 @@ def decide(diff: float, p: float | None, maximize: bool) -> Verdict:
 
 
 def compare_verdict(pair: Pair, maximize: bool) -> str:
-    """The verdict line of `noise-search compare` (one comparison, unadjusted p)."""
-    c = pair.comparison
-    verdict = decide(c.diff, c.p_value, maximize)
+    """The verdict line of `noise-search compare` (one paired comparison, unadjusted p)."""
+    c = pair.paired
+    verdict = decide(c.diff, c.p_paired, maximize)
     if verdict.better is None:
         return "A and B have the same mean"
     winner = pair.a["config"] if verdict.better else pair.b["config"]
     if verdict.significant:
-        return f"{winner} is significantly better (p < {stats.SIGNIFICANCE:g})"
+        return f"{winner} is significantly better (paired p < {stats.SIGNIFICANCE:g})"
     return (f"{winner} has the better mean, but the difference is not significant "
-            f"(p >= {stats.SIGNIFICANCE:g} or undefined)")
+            f"(paired p >= {stats.SIGNIFICANCE:g} or undefined)")
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,8 @@ def recommend(results: StudyResults) -> Recommendation:
     gain += ")"
     if best["win_share"] is not None:
         gain += f", better on {round(best['win_share'] * (best['n'] or 0))} of {best['n']} seeds"
-    holm_p = (f"Holm-adjusted p = {_p(best['p_holm'])} over {n_tests} comparisons "
-              f"(Welch p = {_p(best['p_value'])})")
+    holm_p = (f"Holm-adjusted paired p = {_p(best['p_holm'])} over {n_tests} comparisons "
+              f"(paired t p = {_p(best['p_paired'])}, Welch p = {_p(best['p_welch'])})")
     if best["config"] in significant:
         text = (f"recommendation: {gain}. The gain is significant after correction: "
                 f"{holm_p} < {stats.SIGNIFICANCE:g}; {len(significant)} of {n_tests} "
@@ -120,9 +122,9 @@ def _runner_up(results: StudyResults, best: dict[str, Any]) -> str:
                    and r["placement"] != BASELINE and r["config"] in results.values), None)
     if second is None or best["config"] not in results.values:
         return ""
-    c = stats.compare(results.values[best["config"]], results.values[second["config"]],
-                      maximize=results.maximize)
-    if c.p_value is not None and c.p_value < stats.SIGNIFICANCE:
+    c = compare_paired(results.values[best["config"]], results.values[second["config"]],
+                       maximize=results.maximize)
+    if c.p_paired is not None and c.p_paired < stats.SIGNIFICANCE:
         return ""
     return (f". The runner-up {second['config']} (mean {fmt_.number(second['mean'])}) is not "
-            f"significantly different from it (Welch p = {_p(c.p_value)})")
+            f"significantly different from it (paired p = {_p(c.p_paired)})")

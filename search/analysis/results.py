@@ -6,6 +6,7 @@ these rows, so the numbers a person sees are the same everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,11 +14,14 @@ from typing import Any
 import optuna
 
 from search.analysis import stats
+from search.analysis.paired import PairedComparison, compare_paired
 from search.errors import NoiseSearchError
 from search.noise import BASELINE, parse_config_key
 from search.study import record
 from search.study.record import Progress, StudyMeta, TrialRecord
 
+# States whose trials carry per-seed values: run to the end, or stopped early by racing.
+MEASURED = ("COMPLETE", "PRUNED")
 _STATE_ORDER = {"COMPLETE": 0, "RUNNING": 1, "WAITING": 2, "FAIL": 3, "PRUNED": 4}
 
 
@@ -37,8 +41,9 @@ class StudyResults:
     direction: str  # maximize | minimize
     rows: list[dict[str, Any]]
     progress: Progress
-    # Per-repeat test values of each completed configuration, kept out of the rows (and so out
-    # of the JSON) because they are long; `compare` and the recommendation read them.
+    # Per-repeat test values of each measured configuration (completed, or stopped by racing),
+    # kept out of the rows (and so out of the JSON) because they are long; `compare` and the
+    # recommendation read them.
     values: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -59,6 +64,11 @@ class StudyResults:
     def completed(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["state"] == "COMPLETE"]
 
+    @property
+    def measured(self) -> list[dict[str, Any]]:
+        """Rows with values: completed, or stopped early by racing (PRUNED, fewer seeds)."""
+        return [r for r in self.rows if r["state"] in MEASURED]
+
 
 def _row(r: TrialRecord) -> dict[str, Any]:
     test, train = r.test, r.train
@@ -78,6 +88,7 @@ def _row(r: TrialRecord) -> dict[str, Any]:
         "train_mean": train.mean if train else None,
         "duration_s": r.duration_s,
         "failure": r.failure,
+        "pruned_reason": r.pruned_reason,
     }
     # Rows go out as strict JSON: a non-finite number written by other code becomes null.
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v
@@ -112,35 +123,55 @@ def collect(study: optuna.Study) -> StudyResults:
     rows = [_row(r) for r in representatives]
     values = {row["config"]: [float(v) for v in r.test_values or ()]
               for row, r in zip(rows, representatives)
-              if row["state"] == "COMPLETE" and _all_finite(r.test_values)}
+              if row["state"] in MEASURED and _all_finite(r.test_values)}
     baseline = next((r for r in rows if r["config"] == BASELINE and r["state"] == "COMPLETE"),
                     None)
     for row in rows:
         row["metric"] = meta.metric
-        if (row["state"] == "COMPLETE" and baseline is not None and row["mean"] is not None
+        if (row["state"] in MEASURED and baseline is not None and row["mean"] is not None
                 and baseline["mean"] is not None):
             row["diff"] = row["mean"] - baseline["mean"]
         else:
             row["diff"] = None
     _add_statistics(rows, values, baseline, maximize)
     sign = -1.0 if maximize else 1.0
-    rows.sort(key=lambda r: (r["state"] != "COMPLETE",
+    rank = {"COMPLETE": 0, "PRUNED": 1}  # then the rest: running, queued, failed
+    rows.sort(key=lambda r: (rank.get(r["state"], 2),
                              sign * r["mean"] if r["mean"] is not None else 0.0, r["config"]))
     return StudyResults(study.study_name, meta.metric, meta.direction, rows,
                         record.progress(meta, trials), values)
 
 
-# Keys every row gets besides the stored aggregates; None where a value is undefined.
-STAT_KEYS = ("bootstrap_ci_low", "bootstrap_ci_high", "diff_ci_low", "diff_ci_high", "p_value",
-             "p_holm", "cohen_d", "win_share", "tie_share")
+# Keys every row gets besides the stored aggregates; None where a value is undefined. The
+# comparison with the baseline is paired by seed (repeat r with repeat r: same initial weights,
+# data order and noise draws): diff CI and p_paired are the paired t-test's, p_holm adjusts
+# p_paired over the study's comparisons, p_welch is the unpaired Welch test kept for reference.
+STAT_KEYS = ("bootstrap_ci_low", "bootstrap_ci_high", "diff_ci_low", "diff_ci_high",
+             "p_paired", "p_wilcoxon", "p_holm", "p_welch", "p_improve", "p_improve_low",
+             "p_improve_high", "cohen_d", "win_share", "tie_share")
+
+
+def _against(own: list[float], reference: list[float], maximize: bool) -> dict[str, Any]:
+    """The STAT_KEYS comparing ``own`` with ``reference``: paired on the seeds both have
+    (a configuration stopped by racing has the first seeds only), Welch on all of them."""
+    paired = compare_paired(own, reference, maximize=maximize)
+    welch = stats.compare(own, reference, maximize=maximize)
+    n = paired.n
+    seeds = welch if welch.pairs else stats.compare(own[:n], reference[:n], maximize=maximize)
+    return {"diff_ci_low": paired.diff_ci_low, "diff_ci_high": paired.diff_ci_high,
+            "p_paired": paired.p_paired, "p_wilcoxon": paired.p_wilcoxon,
+            "p_welch": welch.p_value, "p_improve": paired.p_improve,
+            "p_improve_low": paired.p_improve_low, "p_improve_high": paired.p_improve_high,
+            "cohen_d": welch.cohen_d, "win_share": seeds.win_share,
+            "tie_share": seeds.tie_share}
 
 
 def _add_statistics(rows: list[dict[str, Any]], values: dict[str, list[float]],
                     baseline: dict[str, Any] | None, maximize: bool) -> None:
     """Bootstrap CI of each configuration, and its comparison with the baseline.
 
-    The family for Holm's correction is every completed configuration compared
-    with the baseline: that is the set of questions `results` answers at once.
+    The family for Holm's correction is every measured configuration (completed or stopped
+    by racing) compared with the baseline: the set of questions `results` answers at once.
     """
     for row in rows:
         row.update(dict.fromkeys(STAT_KEYS))
@@ -150,38 +181,47 @@ def _add_statistics(rows: list[dict[str, Any]], values: dict[str, list[float]],
         row["bootstrap_ci_low"], row["bootstrap_ci_high"] = stats.bootstrap_ci(own)
         if baseline is None or row is baseline or baseline["config"] not in values:
             continue
-        c = stats.compare(own, values[baseline["config"]], maximize=maximize)
-        row.update(diff_ci_low=c.diff_ci_low, diff_ci_high=c.diff_ci_high, p_value=c.p_value,
-                   cohen_d=c.cohen_d, win_share=c.win_share, tie_share=c.tie_share)
-    adjusted = stats.holm([row["p_value"] for row in rows])
+        row.update(_against(own, values[baseline["config"]], maximize))
+    adjusted = stats.holm([row["p_paired"] for row in rows])
     for row, p_holm in zip(rows, adjusted):
         row["p_holm"] = p_holm
 
 
 @dataclass(frozen=True)
 class Pair:
-    """Two configurations side by side (`noise-search compare`): a − b."""
+    """Two configurations side by side (`noise-search compare`): a − b, paired by seed
+    (``paired``, the one the verdict uses) and unpaired (``comparison``: Welch, Cohen's d,
+    same-seed wins)."""
 
     a: dict[str, Any]
     b: dict[str, Any]
     comparison: stats.Comparison
+    paired: PairedComparison
+
+    def as_dict(self) -> dict[str, Any]:
+        """The comparison's numbers for JSON: the paired test's diff CI and p, then Welch's."""
+        c = self.comparison
+        return {**self.paired.as_dict(), "p_welch": c.p_value, "welch_ci_low": c.diff_ci_low,
+                "welch_ci_high": c.diff_ci_high, "n_a": c.n, "n_b": c.n_reference,
+                "cohen_d": c.cohen_d, "pairs": c.pairs, "wins": c.wins, "ties": c.ties,
+                "losses": c.losses}
 
 
 def _find(results: StudyResults, text: str) -> dict[str, Any]:
-    valid = [r["config"] for r in results.completed]
+    valid = [r["config"] for r in results.measured]
     listed = ", ".join(valid)
     try:
         key = parse_config_key(text).key  # "hidden_pre:0.10" names "hidden_pre:0.1"
     except ValueError as exc:
-        raise NoiseSearchError(f"configuration {text!r}: {exc}; completed configurations of "
+        raise NoiseSearchError(f"configuration {text!r}: {exc}; measured configurations of "
                                f"{results.name!r}: {listed}") from None
     row = next((r for r in results.rows if r["config"] == key), None)
     if row is None:
         raise NoiseSearchError(f"study {results.name!r} has no configuration {key!r}; "
-                               f"completed configurations: {listed}")
-    if row["state"] != "COMPLETE" or key not in results.values:
+                               f"measured configurations: {listed}")
+    if row["state"] not in MEASURED or key not in results.values:
         raise NoiseSearchError(f"configuration {key!r} of study {results.name!r} has not "
-                               f"completed (state {row['state'].lower()}); completed "
+                               f"been measured (state {row['state'].lower()}); measured "
                                f"configurations: {listed}")
     return row
 
@@ -190,9 +230,15 @@ def compare_configs(results: StudyResults, a: str, b: str) -> Pair:
     """Compare configuration ``a`` with ``b`` (keys as `placement:σ` or `none`)."""
     require_completed(results)
     row_a, row_b = _find(results, a), _find(results, b)
-    comparison = stats.compare(results.values[row_a["config"]], results.values[row_b["config"]],
-                               maximize=results.maximize)
-    return Pair(row_a, row_b, comparison)
+    a_values, b_values = results.values[row_a["config"]], results.values[row_b["config"]]
+    comparison = stats.compare(a_values, b_values, maximize=results.maximize)
+    if not comparison.pairs:  # one was stopped early by racing: wins on the shared seeds
+        n = min(len(a_values), len(b_values))
+        shared = stats.compare(a_values[:n], b_values[:n], maximize=results.maximize)
+        comparison = dataclasses.replace(comparison, pairs=shared.pairs, wins=shared.wins,
+                                         ties=shared.ties, losses=shared.losses)
+    paired = compare_paired(a_values, b_values, maximize=results.maximize)
+    return Pair(row_a, row_b, comparison, paired)
 
 
 def require_completed(results: StudyResults) -> None:

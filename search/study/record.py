@@ -53,6 +53,7 @@ DURATION_ATTR = "duration_s"
 ENGINE_ATTR = "engine"
 FAILURE_ATTR = "failure"  # why the trial failed, in words
 DIVERGED_ATTR = "diverged"  # True: failed because training diverged (deterministic, so done)
+PRUNED_REASON_ATTR = "pruned_reason"  # racing stopped the configuration early: why, in words
 
 # --- trial system attributes (kept out of optuna-dashboard's attribute table) -------------------
 CURVES_ATTR = "noise_search:curves"  # {"epochs": [...], curve name: per repeat [...]}
@@ -119,6 +120,7 @@ class TrialRecord:
     engine: str | None = None
     failure: str | None = None
     diverged: bool = False
+    pruned_reason: str | None = None
 
     @classmethod
     def started(cls, config: NoiseConfig, worker: str) -> TrialRecord:
@@ -152,7 +154,8 @@ class TrialRecord:
             train_loss_values=_values(a, TRAIN_LOSS_VALUES_ATTR),
             test=_summary(a, "test"), train=_summary(a, "train"),
             duration_s=a.get(DURATION_ATTR), engine=a.get(ENGINE_ATTR),
-            failure=a.get(FAILURE_ATTR), diverged=bool(a.get(DIVERGED_ATTR, False)))
+            failure=a.get(FAILURE_ATTR), diverged=bool(a.get(DIVERGED_ATTR, False)),
+            pruned_reason=a.get(PRUNED_REASON_ATTR))
 
     @property
     def done(self) -> bool:
@@ -175,7 +178,8 @@ class TrialRecord:
                  TEST_LOSS_VALUES_ATTR: self.test_loss_values,
                  TRAIN_LOSS_VALUES_ATTR: self.train_loss_values,
                  DURATION_ATTR: self.duration_s, ENGINE_ATTR: self.engine,
-                 FAILURE_ATTR: self.failure, DIVERGED_ATTR: self.diverged or None}
+                 FAILURE_ATTR: self.failure, DIVERGED_ATTR: self.diverged or None,
+                 PRUNED_REASON_ATTR: self.pruned_reason}
         attrs.update({k: list(v) if isinstance(v, tuple) else v
                       for k, v in plain.items() if v is not None})
         for prefix, summary in (("test", self.test), ("train", self.train)):
