@@ -188,6 +188,7 @@ DATASETS = datasets.DATASETS
 CLASSIFICATION_METRICS = ("accuracy",)
 REGRESSION_METRICS = ("rmse", "mse", "r2")
 LOWER_IS_BETTER = frozenset({"rmse", "mse"})
+OBJECTIVES = ("clean", "robust", "both")
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,11 @@ class StudySection:
     engine: str = _key(choice(*engine.NAMES), "fast")
     record_every: int = _key(integer(1), 10)
     metric: str | None = _key(optional(choice(*CLASSIFICATION_METRICS, *REGRESSION_METRICS)), None)
+    # Added after studies existed: left out of the stored spec at its default, so that their
+    # stored spec still compares equal (see _OMITTED_AT_DEFAULT).
+    objective: str = _key(choice(*OBJECTIVES), "clean",
+                          doc="what Optuna optimises and results rank: the clean metric, the "
+                              "robust score of [robustness], or both (multi-objective)")
 
 
 @dataclass(frozen=True)
@@ -252,6 +258,60 @@ class NoiseSpec:
     gradient_gamma: float = _key(number(0), 0.55)
 
 
+def ascending_std_list() -> Check:
+    """A σ grid of test-time noise, sorted ascending (the profile's x axis), without repeats."""
+    grid = std_list()
+
+    def check(v: Any) -> tuple[float, ...]:
+        return tuple(sorted(set(grid(v))))
+
+    return check
+
+
+def number_list(minimum: float) -> Check:
+    allowed = f"a non-empty list of finite numbers >= {minimum:g}"
+
+    def check(v: Any) -> tuple[float, ...]:
+        if _is_number(v):
+            v = [v]
+        if not isinstance(v, list) or not v or not all(_is_number(x) and x >= minimum for x in v):
+            raise _Invalid(allowed)
+        return tuple(sorted(float(x) for x in v))
+
+    return check
+
+
+def probability() -> Check:
+    allowed = "a finite number > 0 and < 1"
+
+    def check(v: Any) -> float:
+        if not _is_number(v) or not 0 < v < 1:
+            raise _Invalid(allowed)
+        return float(v)
+
+    return check
+
+
+@dataclass(frozen=True)
+class RobustnessSpec:
+    """[robustness] (optional; absent: only the clean metric is measured). Every repeat's final
+    model is evaluated with Gaussian noise on the test inputs at each σ of ``input_std``,
+    ``draws`` times per test point (search.engine.robustness, search.analysis.robustness)."""
+
+    input_std: tuple[float, ...] = _key(ascending_std_list(),
+                                        doc="test-time σ grid on the inputs (sorted ascending)")
+    draws: int = _key(integer(1), 20, doc="noise draws per test point and σ")
+    kind: str | None = _key(optional(choice(*KINDS)), None,
+                            doc="additive or multiplicative; default: noise.kind")
+    # Randomized smoothing (Cohen et al. 2019), classification only; absent: not certified.
+    certify_std: float | None = _key(optional(number(0, exclusive=True)), None,
+                                     doc="σ of the smoothing noise")
+    certify_n: int = _key(integer(1), 1000, doc="estimation draws per test point")
+    certify_alpha: float = _key(probability(), 0.001, doc="1 - confidence of the bound")
+    certify_radii: tuple[float, ...] = _key(number_list(0), (0.0, 0.1, 0.25, 0.5),
+                                            doc="radii at which certified accuracy is reported")
+
+
 # The [data] keys every dataset reads; the others depend on the dataset (data.dataset_keys).
 # A key given for a dataset that ignores it is an error, so that a typo'd experiment does not
 # silently run something else.
@@ -262,7 +322,14 @@ SECTIONS: dict[str, type] = {
     "data": DataSpec,
     "model": ModelSpec,
     "noise": NoiseSpec,
+    "robustness": RobustnessSpec,
 }
+# Sections a study file may leave out; absent, they are None in StudySpec and absent from
+# to_dict(), so the stored spec of a study made before the section existed still compares equal.
+OPTIONAL_SECTIONS = frozenset({"robustness"})
+# Keys added to a section after studies were stored: to_dict() leaves them out at their
+# default, so an older stored spec (without them) still compares equal.
+_OMITTED_AT_DEFAULT = frozenset({"study.objective"})
 
 # Keys that may change between runs of one study without mixing results.
 RESUMABLE_KEYS = frozenset({"study.n_trials"})
@@ -275,6 +342,13 @@ class StudySpec:
     model: ModelSpec
     noise: NoiseSpec
     source: Path = field(compare=False)
+    robustness: RobustnessSpec | None = None
+
+    @property
+    def robustness_kind(self) -> str:
+        """The kind of test-time noise: [robustness] kind, else noise.kind."""
+        given = self.robustness.kind if self.robustness is not None else None
+        return given or self.noise.kind
 
     @property
     def task(self) -> str:
@@ -303,9 +377,13 @@ class StudySpec:
         out: dict[str, Any] = {}
         for name in SECTIONS:
             section = getattr(self, name)
+            if section is None:  # an optional section left out
+                continue
             values: dict[str, Any] = {}
             for f in dataclasses.fields(section):
                 value = getattr(section, f.name)
+                if f"{name}.{f.name}" in _OMITTED_AT_DEFAULT and value == f.default:
+                    continue
                 if f.name == "site_std":
                     value = {site: list(grid) for site, grid in value}
                 elif isinstance(value, tuple):
@@ -322,9 +400,17 @@ def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[s
         a, b = stored.get(section, {}), current.get(section, {})
         for key in sorted(set(a) | set(b)):
             dotted = f"{section}.{key}"
-            if dotted not in RESUMABLE_KEYS and a.get(key) != b.get(key):
-                diffs.append(f"{dotted} (stored {a.get(key)!r}, now {b.get(key)!r})")
+            was, now = _stored_value(a, section, key), _stored_value(b, section, key)
+            if dotted not in RESUMABLE_KEYS and was != now:
+                diffs.append(f"{dotted} (stored {was!r}, now {now!r})")
     return diffs
+
+
+def _stored_value(table: Mapping[str, Any], section: str, key: str) -> Any:
+    """A key's value in a stored section; a key left out at its default reads as the default."""
+    if key not in table and f"{section}.{key}" in _OMITTED_AT_DEFAULT:
+        return next(f.default for f in dataclasses.fields(SECTIONS[section]) if f.name == key)
+    return table.get(key)
 
 
 def _parse_override_value(text: str) -> Any:
@@ -444,7 +530,8 @@ def from_dict(
         if name not in raw:
             raise SpecError(f"{origin.file}: missing section [{name}]")
     built = {name: _build_section(cls, tables[name], name, origin)
-             for name, cls in SECTIONS.items()}
+             for name, cls in SECTIONS.items()
+             if name in raw or name not in OPTIONAL_SECTIONS}
     spec = StudySpec(source=Path(source), **built)
     problem = next(iter(_data_keys_apply(spec.data, tables["data"]) or _across_keys(spec)),
                    None)
@@ -537,10 +624,28 @@ def _grid_not_empty(spec: StudySpec) -> Problems:
     return []
 
 
+def _objective_has_robustness(spec: StudySpec) -> Problems:
+    objective = spec.study.objective
+    if objective != "clean" and spec.robustness is None:
+        return [("study.objective", f"= {objective!r} needs a [robustness] section (the test-time "
+                                    "σ grid the robust score is measured on)")]
+    return []
+
+
+def _certify_is_classification(spec: StudySpec) -> Problems:
+    r = spec.robustness
+    if r is not None and r.certify_std is not None and spec.task == "regression":
+        return [("robustness.certify_std", "applies to classification only (randomized "
+                                           f"smoothing certifies a class); got {r.certify_std!r} "
+                                           "for a regression problem")]
+    return []
+
+
 _ACROSS_KEYS: tuple[Callable[[StudySpec], Problems], ...] = (
     _csv_names_path_and_target, _rows_remain_to_test, _generator_takes_its_arguments,
     _metric_fits_task, _scale_target_fits_task, _engine_trains_every_site, _engine_limits,
-    _placements_distinct, _grid_not_empty,
+    _placements_distinct, _grid_not_empty, _objective_has_robustness,
+    _certify_is_classification,
 )
 
 

@@ -182,6 +182,7 @@ def _field(section: str, key: str) -> dataclasses.Field:
 def _base_for(section: str, key: str) -> dict:
     """TINY_STUDY, with a dataset that reads ``key`` when it is a dataset-specific [data] key."""
     raw = tomllib.loads(TINY_STUDY)
+    raw["robustness"] = {"input_std": [0.0, 0.1]}
     if section == "data" and key not in raw["data"]:
         dataset = next(name for name in spec.DATASETS if key in data_module.dataset_keys(name))
         raw["data"] = {"dataset": dataset, "n_samples": 60, "n_train": 20}
@@ -213,7 +214,9 @@ def test_every_numeric_key_is_generated():
         "data.n_informative", "data.n_classes", "data.centers", "data.cluster_std",
         "data.factor", "model.hidden", "model.epochs", "model.batch_size",
         "model.learning_rate", "model.momentum", "noise.std", "noise.site_std",
-        "noise.gradient_gamma"}
+        "noise.gradient_gamma", "robustness.input_std", "robustness.draws",
+        "robustness.certify_std", "robustness.certify_n", "robustness.certify_alpha",
+        "robustness.certify_radii"}
 
 
 def _maximum(section: str, key: str):
@@ -305,3 +308,74 @@ def test_every_dataset_round_trips_through_its_stored_form(dataset, write_study)
     other = "factor" if dataset != "circles" else "centers"
     with pytest.raises(spec.SpecError, match=f"'data.{other}' does not apply to dataset"):
         spec.from_dict({**s.to_dict(), "data": {**s.to_dict()["data"], other: 3}}, "stored")
+
+
+ROBUST_STUDY = TINY_STUDY + """
+[robustness]
+input_std = [0.2, 0.0, 0.1]
+"""
+
+
+def test_robustness_section_is_optional_and_absent_from_the_stored_form(write_study):
+    s = spec.load(write_study())
+    assert s.robustness is None and s.study.objective == "clean"
+    assert "robustness" not in s.to_dict() and "objective" not in s.to_dict()["study"]
+
+
+def test_robustness_section_loads_sorted_with_defaults_and_round_trips(write_study):
+    s = spec.load(write_study(ROBUST_STUDY))
+    r = s.robustness
+    assert r.input_std == (0.0, 0.1, 0.2) and r.draws == 20 and r.certify_std is None
+    assert s.robustness_kind == "additive"
+    stored = s.to_dict()
+    assert stored["robustness"]["input_std"] == [0.0, 0.1, 0.2]
+    assert spec.from_dict(stored, "stored") == s
+    # A study stored without the section is a different study from one with it.
+    plain = spec.load(write_study()).to_dict()
+    assert any(d.startswith("robustness.input_std") for d in spec.differences(plain, stored))
+
+
+def test_robustness_keys_work_with_set(write_study):
+    s = spec.load(write_study(), ["robustness.input_std=[0.0, 0.3]", "robustness.draws=5",
+                                  "robustness.kind=multiplicative", "study.objective=both"])
+    assert s.robustness.input_std == (0.0, 0.3) and s.robustness.draws == 5
+    assert s.robustness_kind == "multiplicative" and s.study.objective == "both"
+    assert s.to_dict()["study"]["objective"] == "both"
+
+
+@pytest.mark.parametrize("text, sets, message", [
+    (TINY_STUDY, ["study.objective=robust"],
+     "--set 'study.objective=robust': 'study.objective' = 'robust' needs a [robustness] "
+     "section (the test-time σ grid the robust score is measured on)"),
+    (TINY_STUDY, ["study.objective=best"],
+     "--set 'study.objective=best': 'study.objective' must be one of 'clean', 'robust', "
+     "'both'; got 'best'"),
+    (ROBUST_STUDY, ["robustness.input_std=[]"],
+     "--set 'robustness.input_std=[]': 'robustness.input_std' must be a non-empty list of "
+     "finite numbers >= 0 (the σ grid); got []"),
+    (ROBUST_STUDY, ["robustness.draws=0"],
+     "--set 'robustness.draws=0': 'robustness.draws' must be an integer >= 1; got 0"),
+    (ROBUST_STUDY, ["robustness.kind=uniform"],
+     "--set 'robustness.kind=uniform': 'robustness.kind' must be one of 'additive', "
+     "'multiplicative'; got 'uniform'"),
+    (ROBUST_STUDY, ["robustness.certify_alpha=1"],
+     "--set 'robustness.certify_alpha=1': 'robustness.certify_alpha' must be a finite number "
+     "> 0 and < 1; got 1"),
+    (ROBUST_STUDY.replace('"circles"', '"friedman1"'), ["robustness.certify_std=0.25"],
+     "--set 'robustness.certify_std=0.25': 'robustness.certify_std' applies to classification "
+     "only (randomized smoothing certifies a class); got 0.25 for a regression problem"),
+])
+def test_bad_robustness_key_is_one_line(text, sets, message, write_study):
+    with pytest.raises(spec.SpecError) as err:
+        spec.load(write_study(text), sets)
+    assert str(err.value) == message
+
+
+def test_an_older_stored_spec_without_objective_compares_equal(write_study):
+    s = spec.load(write_study())
+    stored = s.to_dict()
+    assert spec.differences(stored, s.to_dict()) == []
+    robust = spec.load(write_study(ROBUST_STUDY), ["study.objective=robust"]).to_dict()
+    older = spec.load(write_study(ROBUST_STUDY)).to_dict()
+    assert spec.differences(older, robust) == [
+        "study.objective (stored 'clean', now 'robust')"]
