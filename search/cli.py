@@ -170,17 +170,20 @@ def results(study_name: str, storage: str | None, fmt: str) -> int:
         writer = csv.DictWriter(buf, fieldnames=list(res.rows[0]), lineterminator="\n")
         writer.writeheader()
         for row in res.rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, dict) else v
+            writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v
                              for k, v in row.items()})
         click.echo(buf.getvalue(), nl=False)
         return 0
     diverged = f", {res.progress.diverged} diverged" if res.progress.diverged else ""
     click.echo(f"study {res.name!r}: {len(res.completed)} of {res.total or len(res.rows)} "
                f"configurations complete{diverged} ({res.direction} {res.metric})")
-    for line in fmt_.aligned(fmt_.summary_table(res.rows, res.metric, fmt_.RESULTS_COLUMNS)):
+    columns = fmt_.RESULTS_COLUMNS + fmt_.robust_columns(res.has_robustness, res.objective)
+    for line in fmt_.aligned(fmt_.summary_table(res.rows, res.metric, columns)):
         click.echo(line)
     click.echo("")
     click.echo(fmt_.TABLE_NOTE)
+    if res.has_robustness:
+        click.echo(fmt_.ROBUST_NOTE)
     click.echo(recommend(res).text)
     return 0
 
@@ -205,6 +208,8 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
     if fmt == "json":
         out = {"study": res.name, "metric": res.metric, "direction": res.direction,
                "a": pair.a, "b": pair.b, **pair.as_dict()}
+        if pair.robust is not None:
+            out["robust"] = pair.robust.as_dict()
         click.echo(json.dumps(out, indent=2, allow_nan=False))
         return 0
     a, b = pair.a["config"], pair.b["config"]
@@ -226,8 +231,19 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
     if c.pairs:
         click.echo(f"  same seed: A better on {c.wins} of {c.pairs}, B better on {c.losses}, "
                    f"{c.ties} tied")
+    if pair.robust is not None:
+        click.echo(_robust_line(pair))
     click.echo(f"verdict: {compare_verdict(pair, res.maximize)}")
     return 0
+
+
+def _robust_line(pair: Any) -> str:
+    """`compare`'s line for the robust score (mean metric over the test-σ grid)."""
+    r = pair.robust
+    return (f"  robust score: A {fmt_.number(pair.a.get('robust_mean'))}, B "
+            f"{fmt_.number(pair.b.get('robust_mean'))}, Δ = A − B {fmt_.signed(r.diff)} over "
+            f"{r.n} shared seeds  95% CI {fmt_.ci(r.diff_ci_low, r.diff_ci_high, True)}  "
+            f"p {fmt_.p_value(r.p_paired)} (paired t-test, unadjusted)")
 
 
 @cli.command()

@@ -114,6 +114,13 @@ COLUMNS: dict[str, Column] = {
     "train": Column("train", lambda r: number(r["train_mean"])),
     "gap": Column("gap", _gap),
     "state": Column("state", lambda r: str(r["state"]).lower()),
+    # [robustness]: the robust score (mean over the test-σ grid of the metric under noise)
+    "robust": Column("robust", lambda r: number(r.get("robust_mean"))),
+    "robust_diff": Column("robust Δ", lambda r: signed(r.get("robust_diff"))),
+    "robust_p_holm": Column("robust p Holm", lambda r: p_value(r.get("robust_p_holm"))),
+    "relative_ce": Column("rel. CE", lambda r: number(r.get("relative_ce"), 3)),
+    "pareto": Column("pareto", lambda r: MISSING if r.get("pareto") is None
+                     else "yes" if r["pareto"] else "no"),
 }
 
 # The `results` table (all the statistics) and the report's table (fits a page, with the gap).
@@ -122,6 +129,20 @@ RESULTS_COLUMNS = ("placement", "std", "mean", "sd", "ci", "bootstrap_ci", "n", 
                    "train", "state")
 REPORT_COLUMNS = ("config", "n", "mean", "sd", "ci", "diff", "p", "p_holm", "p_welch",
                   "p_improve", "d", "train", "gap", "state")
+# Added to the tables of a study with [robustness] (and pareto for objective = "both").
+ROBUST_COLUMNS = ("robust", "robust_diff", "robust_p_holm", "relative_ce")
+ROBUST_NOTE = ("robust: the metric under test-time input noise, averaged over the study's "
+               "test-σ grid (area under the profile / grid width); robust Δ and p Holm: "
+               "compared with the baseline's, paired by seed, as the clean mean; rel. CE: "
+               "Σ errors over the grid / the baseline's (below 1: fewer errors under noise)")
+
+
+def robust_columns(has_robustness: bool, objective: str) -> tuple[str, ...]:
+    if not has_robustness:
+        return ()
+    return ROBUST_COLUMNS + (("pareto",) if objective == "both" else ())
+
+
 TABLE_NOTE = ("Δ = mean − baseline mean; Δ 95% CI and p paired: paired t-test on the "
               "per-seed differences (seed r of each configuration shares initial weights, "
               "data order and noise draws); p Holm: p paired adjusted over all comparisons "

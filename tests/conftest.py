@@ -87,7 +87,20 @@ class FakeTrainer:
         diverged_at = np.full(test.size, epochs[-1] if config.key in self.diverge else 0)
         return TrainResult(train_metric=train, test_metric=test, train_loss=1 - train,
                            test_loss=1 - test, curve_epochs=epochs, curves=curves,
-                           diverged_at=diverged_at, seconds=0.0)
+                           diverged_at=diverged_at, seconds=0.0,
+                           robustness=self.profiles(spec, config, test))
+
+    @staticmethod
+    def profiles(spec, config, test: np.ndarray) -> np.ndarray | None:
+        """[robustness]: (R, S) known in advance; noise-trained configurations lose less
+        under test noise, with seed-to-seed variation that is not a shift."""
+        if spec.robustness is None:
+            return None
+        stds = np.asarray(spec.robustness.input_std)
+        sigma = min(sum(s for _, s in config.sigmas), 1.0)
+        r = np.arange(test.size)[:, None]
+        wobble = 0.004 * ((7 * r + 3 * np.arange(stds.size)[None]) % 5) * (1 + 3 * sigma)
+        return test[:, None] - stds[None] * (0.6 - 0.5 * sigma) + wobble * stds[None]
 
 
 @pytest.fixture

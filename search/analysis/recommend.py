@@ -7,13 +7,15 @@ comparison with the baseline for the recommendation, unadjusted for a single pai
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from search import format as fmt_
 from search.analysis import stats
 from search.analysis.paired import compare_paired
-from search.analysis.results import Pair, StudyResults
+from search.analysis.results import STAT_KEYS, Pair, StudyResults
+from search.analysis.robust_results import ROBUST_PREFIX
 from search.noise import BASELINE
 
 
@@ -62,6 +64,51 @@ def _p(value: float | None) -> str:
 
 
 def recommend(results: StudyResults) -> Recommendation:
+    """Best configuration by the study's objective in its direction, and whether it beats the
+    baseline; with [robustness], what it does under test-time noise too."""
+    if results.objective == "robust" and results.has_robustness:
+        rec = _recommend(_robust_view(results))
+    else:
+        rec = _recommend(results)
+    if not results.has_robustness or rec.best is None:
+        return rec
+    return dataclasses.replace(rec, text=rec.text + _robustness_note(results, rec.best))
+
+
+def _robust_view(results: StudyResults) -> StudyResults:
+    """The results with the robust score in the place of the clean mean (objective robust):
+    the same decision rule, on the robust score's paired comparison with the baseline."""
+    keys = ("diff", *STAT_KEYS)
+    rows = [{**row, "mean": row.get("robust_mean"),
+             **{k: row.get(ROBUST_PREFIX + k) for k in keys}} for row in results.rows]
+    return dataclasses.replace(results, rows=rows, values=results.robust_values,
+                               metric=f"robust score ({results.metric} under test noise)")
+
+
+def _robustness_note(results: StudyResults, best: str) -> str:
+    """One sentence on the named configuration's robust score against the baseline's."""
+    row = next((r for r in results.rows if r["config"] == best), None)
+    base = results.baseline
+    if row is None or base is None or row.get("robust_mean") is None:
+        return ""
+    if row is base:
+        most = max((r for r in results.completed if r.get("robust_diff") is not None),
+                   key=lambda r: r["robust_diff"] * (1 if results.maximize else -1),
+                   default=None)
+        if most is None:
+            return ""
+        row = most
+        lead = f". Under test-time noise the most robust is {most['config']}"
+    else:
+        lead = f". Under test-time noise, {best}"
+    return (f"{lead}: robust score {fmt_.number(row['robust_mean'])} vs "
+            f"{fmt_.number(base.get('robust_mean'))} without noise (Δ "
+            f"{fmt_.signed(row.get('robust_diff'))}, Holm-adjusted paired p = "
+            f"{_p(row.get('robust_p_holm'))}), relative corruption error "
+            f"{fmt_.number(row.get('relative_ce'), 3)}")
+
+
+def _recommend(results: StudyResults) -> Recommendation:
     """Best configuration by mean in the study's direction, and whether it beats the baseline."""
     completed = results.completed
     baseline = results.baseline

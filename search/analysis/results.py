@@ -15,6 +15,7 @@ import optuna
 
 from search.analysis import stats
 from search.analysis.paired import PairedComparison, compare_paired
+from search.analysis.robust_results import add_robustness, mark_pareto
 from search.errors import NoiseSearchError
 from search.noise import BASELINE, parse_config_key
 from search.study import record
@@ -45,6 +46,14 @@ class StudyResults:
     # kept out of the rows (and so out of the JSON) because they are long; `compare` and the
     # recommendation read them.
     values: dict[str, list[float]] = field(default_factory=dict)
+    # [robustness]: the study's objective (clean | robust | both) and the robust score per
+    # repeat of each measured configuration (search.analysis.robust_results).
+    objective: str = "clean"
+    robust_values: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def has_robustness(self) -> bool:
+        return bool(self.robust_values)
 
     @property
     def total(self) -> int:
@@ -134,12 +143,22 @@ def collect(study: optuna.Study) -> StudyResults:
         else:
             row["diff"] = None
     _add_statistics(rows, values, baseline, maximize)
+    objective = str(meta.spec.get("study", {}).get("objective", "clean"))
+    measured = {row["config"]: r for row, r in zip(rows, representatives)
+                if row["state"] in MEASURED}
+    robust_values = add_robustness(rows, measured, baseline["config"] if baseline else None,
+                                   maximize, meta.metric, _against,
+                                   [k for k in STAT_KEYS if not k.startswith("bootstrap")])
+    if objective == "both":
+        mark_pareto(rows, maximize)
     sign = -1.0 if maximize else 1.0
     rank = {"COMPLETE": 0, "PRUNED": 1}  # then the rest: running, queued, failed
+    ranked = "robust_mean" if objective == "robust" else "mean"  # what the study optimises
     rows.sort(key=lambda r: (rank.get(r["state"], 2),
-                             sign * r["mean"] if r["mean"] is not None else 0.0, r["config"]))
+                             sign * r[ranked] if r.get(ranked) is not None else 0.0,
+                             r["config"]))
     return StudyResults(study.study_name, meta.metric, meta.direction, rows,
-                        record.progress(meta, trials), values)
+                        record.progress(meta, trials), values, objective, robust_values)
 
 
 # Keys every row gets besides the stored aggregates; None where a value is undefined. The
@@ -197,6 +216,7 @@ class Pair:
     b: dict[str, Any]
     comparison: stats.Comparison
     paired: PairedComparison
+    robust: PairedComparison | None = None  # the robust scores, with [robustness]
 
     def as_dict(self) -> dict[str, Any]:
         """The comparison's numbers for JSON: the paired test's diff CI and p, then Welch's."""
@@ -238,7 +258,10 @@ def compare_configs(results: StudyResults, a: str, b: str) -> Pair:
         comparison = dataclasses.replace(comparison, pairs=shared.pairs, wins=shared.wins,
                                          ties=shared.ties, losses=shared.losses)
     paired = compare_paired(a_values, b_values, maximize=results.maximize)
-    return Pair(row_a, row_b, comparison, paired)
+    ra, rb = (results.robust_values.get(row["config"]) for row in (row_a, row_b))
+    robust = None if ra is None or rb is None else compare_paired(ra, rb,
+                                                                  maximize=results.maximize)
+    return Pair(row_a, row_b, comparison, paired, robust)
 
 
 def require_completed(results: StudyResults) -> None:

@@ -81,6 +81,12 @@ class TrainResult:
     # Repeat 0's final parameters [W0, b0, W1, b1, ...], float32, kernels (in, out): enough to
     # draw its decision boundary later (engine.predict) without training it again.
     weights: tuple[np.ndarray, ...] | None = None
+    # [robustness] only (search/engine/noisy_eval.py): each repeat's metric at each test σ of
+    # input_std, mean over the draws, (R, S); certified accuracy at each radius, (R, radii);
+    # and the seconds that evaluation took (included in `seconds`).
+    robustness: np.ndarray | None = None
+    certified: np.ndarray | None = None
+    robustness_seconds: float = 0.0
 
     @property
     def diverged(self) -> bool:

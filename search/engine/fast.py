@@ -36,7 +36,7 @@ import tensorflow as tf
 from scipy.special import expit, softmax
 
 from search.data import Dataset
-from search.engine import _random
+from search.engine import _random, noisy_eval
 from search.engine._common import (
     ADAM_BETA_1,
     ADAM_BETA_2,
@@ -478,8 +478,10 @@ def step_config(spec: StudySpec, data: Dataset, config: NoiseConfig) -> StepConf
 
 def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
           weights: list[tuple[np.ndarray, np.ndarray]] | None = None) -> TrainResult:
-    """Train all ``spec.study.repeats`` repeats of ``config``; every metric is measured clean."""
-    return train_with_weights(spec, data, config, weights)[0]
+    """Train all ``spec.study.repeats`` repeats of ``config``; every metric is measured clean,
+    and with [robustness] also under test-time noise (noisy_eval, on the final weights)."""
+    result, final = train_with_weights(spec, data, config, weights)
+    return noisy_eval.with_robustness(spec, data, result, final)
 
 
 def train_with_weights(

@@ -20,6 +20,7 @@ lazily, inside the functions that build models, for the same reason.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -192,6 +193,7 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
     curves = np.full((len(CURVE_NAMES), R, len(points)), np.nan)
     diverged_at = np.zeros(R, np.int64)
     final: tuple[np.ndarray, ...] | None = None
+    measured = _UnderNoise(spec, data, R)
     for r in range(R):
         seed = repeat_seed(spec.study.seed, r)
         keras.utils.set_random_seed(seed)
@@ -205,9 +207,10 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         diverged_at[r] = recorder.diverged_at
         if r == 0:
             final = dense_weights(model)
+        measured.measure(model, r)
         keras.backend.clear_session()  # one model per repeat: do not let graphs pile up
     arrays = dict(zip(CURVE_NAMES, curves))
-    return TrainResult(
+    return measured.into(TrainResult(
         train_metric=arrays["train_metric"][:, -1],
         test_metric=arrays["test_metric"][:, -1],
         train_loss=arrays["train_loss"][:, -1],
@@ -217,7 +220,41 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         diverged_at=diverged_at,
         seconds=time.perf_counter() - started,
         weights=final,
-    )
+    ))
+
+
+class _UnderNoise:
+    """[robustness] for the Keras engine: each repeat's model predicts the noisy test inputs
+    the fast engine evaluates on (search.engine.noisy_eval); nothing without the section."""
+
+    def __init__(self, spec: StudySpec, data: Dataset, repeats: int) -> None:
+        self.spec, self.data, self.seconds = spec, data, 0.0
+        r = spec.robustness
+        self.profiles = None if r is None else np.full((repeats, len(r.input_std)), np.nan)
+        self.certified = (None if r is None or r.certify_std is None
+                          else np.full((repeats, len(r.certify_radii)), np.nan))
+
+    def measure(self, model: Any, repeat: int) -> None:
+        from search.engine import noisy_eval
+
+        started = time.perf_counter()
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            return np.asarray(model.predict(x, batch_size=8192, verbose=0))
+
+        if self.profiles is not None:
+            self.profiles[repeat] = noisy_eval.predicted_profile(predict, self.spec, self.data,
+                                                                 repeat)
+        if self.certified is not None:
+            self.certified[repeat] = noisy_eval.predicted_certified(predict, self.spec,
+                                                                    self.data, repeat)
+        self.seconds += time.perf_counter() - started
+
+    def into(self, result: TrainResult) -> TrainResult:
+        if self.profiles is None:
+            return result
+        return dataclasses.replace(result, robustness=self.profiles, certified=self.certified,
+                                   robustness_seconds=self.seconds)
 
 
 def dense_weights(model: Any) -> tuple[np.ndarray, ...]:

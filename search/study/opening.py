@@ -35,8 +35,10 @@ def _open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.
     name = spec.study.name
     direction = (optuna.study.StudyDirection.MAXIMIZE if spec.direction == "maximize"
                  else optuna.study.StudyDirection.MINIMIZE)
+    # objective = "both": a multi-objective study (clean metric, robust score), same direction.
+    directions = [direction] * (2 if spec.study.objective == "both" else 1)
     try:
-        study = optuna.create_study(study_name=name, storage=storage, direction=direction)
+        study = optuna.create_study(study_name=name, storage=storage, directions=directions)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage)
         if not study.user_attrs and not study.get_trials(deepcopy=False):

@@ -54,6 +54,14 @@ ENGINE_ATTR = "engine"
 FAILURE_ATTR = "failure"  # why the trial failed, in words
 DIVERGED_ATTR = "diverged"  # True: failed because training diverged (deterministic, so done)
 PRUNED_REASON_ATTR = "pruned_reason"  # racing stopped the configuration early: why, in words
+# [robustness] (search/engine/noisy_eval.py): the robust score per repeat (the area under its
+# profile over the test-σ grid's width) and its aggregates "robust_mean", "robust_sd", ...;
+# the profile: per test σ {"test_std", "n", "mean", "sd", "sem", "ci_low", "ci_high",
+# "values" (per repeat)}, in grid order (the view noise_search_robustness unnests it);
+# certified accuracy: {"std", "radii", "values" (per radius, per repeat)}.
+ROBUST_VALUES_ATTR = "robust_values"
+ROBUSTNESS_ATTR = "robustness"
+CERTIFIED_ATTR = "certified"
 
 # --- trial system attributes (kept out of optuna-dashboard's attribute table) -------------------
 CURVES_ATTR = "noise_search:curves"  # {"epochs": [...], curve name: per repeat [...]}
@@ -121,6 +129,10 @@ class TrialRecord:
     failure: str | None = None
     diverged: bool = False
     pruned_reason: str | None = None
+    robust_values: tuple[float, ...] | None = None  # [robustness]: robust score per repeat
+    robust: stats.Summary | None = None
+    profile: tuple[dict[str, Any], ...] | None = None  # ROBUSTNESS_ATTR, one entry per test σ
+    certified: dict[str, Any] | None = None  # CERTIFIED_ATTR
 
     @classmethod
     def started(cls, config: NoiseConfig, worker: str) -> TrialRecord:
@@ -137,7 +149,8 @@ class TrialRecord:
             test_loss_values=_rounded(result.test_loss),
             train_loss_values=_rounded(result.train_loss),
             test=stats.summarize(result.test_metric), train=stats.summarize(result.train_metric),
-            duration_s=round(seconds, 3), engine=spec.study.engine)
+            duration_s=round(seconds, 3), engine=spec.study.engine,
+            **_robustness_fields(spec, result))
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord | None:
@@ -155,7 +168,27 @@ class TrialRecord:
             test=_summary(a, "test"), train=_summary(a, "train"),
             duration_s=a.get(DURATION_ATTR), engine=a.get(ENGINE_ATTR),
             failure=a.get(FAILURE_ATTR), diverged=bool(a.get(DIVERGED_ATTR, False)),
-            pruned_reason=a.get(PRUNED_REASON_ATTR))
+            pruned_reason=a.get(PRUNED_REASON_ATTR),
+            robust_values=_values(a, ROBUST_VALUES_ATTR), robust=_summary(a, "robust"),
+            profile=tuple(a[ROBUSTNESS_ATTR]) if ROBUSTNESS_ATTR in a else None,
+            certified=a.get(CERTIFIED_ATTR))
+
+    def objective_value(self, objective: str) -> float | list[float]:
+        """What Optuna is told (study.objective): the mean clean test metric, the mean robust
+        score, or both (a multi-objective study)."""
+        assert self.test is not None
+        if objective == "clean":
+            return self.test.mean
+        assert self.robust is not None, "objective robust/both needs [robustness]"
+        return self.robust.mean if objective == "robust" else [self.test.mean, self.robust.mean]
+
+    @property
+    def profile_values(self) -> tuple[tuple[float, ...], tuple[tuple[float, ...], ...]] | None:
+        """(test σ grid, per σ the values per repeat), or None without [robustness]."""
+        if not self.profile:
+            return None
+        return (tuple(float(p["test_std"]) for p in self.profile),
+                tuple(tuple(float(v) for v in p["values"]) for p in self.profile))
 
     @property
     def done(self) -> bool:
@@ -179,14 +212,41 @@ class TrialRecord:
                  TRAIN_LOSS_VALUES_ATTR: self.train_loss_values,
                  DURATION_ATTR: self.duration_s, ENGINE_ATTR: self.engine,
                  FAILURE_ATTR: self.failure, DIVERGED_ATTR: self.diverged or None,
-                 PRUNED_REASON_ATTR: self.pruned_reason}
+                 PRUNED_REASON_ATTR: self.pruned_reason,
+                 ROBUST_VALUES_ATTR: self.robust_values, CERTIFIED_ATTR: self.certified}
         attrs.update({k: list(v) if isinstance(v, tuple) else v
                       for k, v in plain.items() if v is not None})
-        for prefix, summary in (("test", self.test), ("train", self.train)):
+        if self.profile is not None:
+            attrs[ROBUSTNESS_ATTR] = list(self.profile)
+        for prefix, summary in (("test", self.test), ("train", self.train),
+                                ("robust", self.robust)):
             if summary is not None:
                 attrs.update({summary_attr(prefix, f): getattr(summary, f)
                               for f in SUMMARY_FIELDS})
         return attrs
+
+
+def _robustness_fields(spec: StudySpec, result: TrainResult) -> dict[str, Any]:
+    """TrialRecord fields of a result measured under test-time noise (none without)."""
+    from search.analysis import robustness
+
+    r, profiles = spec.robustness, getattr(result, "robustness", None)
+    if r is None or profiles is None:
+        return {}
+    scores = robustness.robust_scores(r.input_std, profiles)
+    entries = []
+    for std, column in zip(r.input_std, np.asarray(profiles, np.float64).T):
+        summary = stats.summarize(column)
+        entries.append({"test_std": std, "n": summary.n,
+                        **{f: getattr(summary, f) for f in SUMMARY_FIELDS},
+                        "values": list(_rounded(column))})
+    fields: dict[str, Any] = {"robust_values": _rounded(scores),
+                              "robust": stats.summarize(scores), "profile": tuple(entries)}
+    certified = getattr(result, "certified", None)
+    if certified is not None:
+        fields["certified"] = {"std": r.certify_std, "radii": list(r.certify_radii),
+                               "values": [list(_rounded(c)) for c in np.asarray(certified).T]}
+    return fields
 
 
 def failure_attrs(reason: str, diverged: bool = False,
@@ -262,7 +322,7 @@ class _HasAttrs(Protocol):
     def user_attrs(self) -> dict[str, Any]: ...
 
     @property
-    def direction(self) -> Any: ...
+    def directions(self) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -297,7 +357,8 @@ class StudyMeta:
         a = study.user_attrs
         if SPEC_ATTR not in a:
             return None
-        direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+        # directions[0]: an objective = "both" study has two (clean, robust), alike.
+        direction = "maximize" if study.directions[0].name == "MAXIMIZE" else "minimize"
         return cls(a[SPEC_ATTR], tuple(a.get(GRID_ATTR) or ()), a.get(METRIC_ATTR, "value"),
                    direction, int(a.get(ENGINE_VERSION_ATTR, 1)))
 

@@ -165,9 +165,8 @@ class StudyRunner:
                 return TrialOutcome(trial.number, config, TrialState.FAIL, None, seconds, reason)
             measured = record.TrialRecord.measured(config, self.spec, result, seconds)
             retrying(lambda: self._record(trial, measured, result), what)
-            assert measured.test is not None
-            mean = measured.test.mean
-            retrying(lambda: self.study.tell(trial, mean, skip_if_finished=True), what)
+            value = measured.objective_value(self.spec.study.objective)
+            retrying(lambda: self.study.tell(trial, value, skip_if_finished=True), what)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # finished meanwhile: by an earlier attempt of ours, or by another worker
         except KeyboardInterrupt:
@@ -198,6 +197,8 @@ class StudyRunner:
         weights = record.weights_value(result)
         if weights is not None:
             self.storage.set_trial_system_attr(trial_id(trial), record.WEIGHTS_ATTR, weights)
+        if len(self.study.directions) > 1:
+            return  # Optuna keeps intermediate values for single-objective studies only
         mean_curve = np.mean(result.curves["test_metric"], axis=0)
         for epoch, value in zip(result.curve_epochs, mean_curve):
             if np.isfinite(value):
