@@ -10,14 +10,16 @@ import csv
 import io
 import json
 import os
+import shlex
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import click
 
 from search import format as fmt_
-from search.errors import NoiseSearchError
+from search.errors import DEBUG_ENV, NoiseSearchError, debugging
 from search.interrupts import catch_interrupts, sigterm_as_interrupt
 
 # TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users; this must be
@@ -30,10 +32,17 @@ STORAGE_HELP = (
 )
 
 
+# Each command's line in the top-level --help is a whole phrase (click would cut a long first
+# sentence mid-phrase): short_help where the docstring's first sentence is long.
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="noise-search", prog_name="noise-search")
-def cli() -> None:
+@click.option("--debug", is_flag=True,
+              help="Show what is normally hidden: TensorFlow's start-up messages and the "
+                   "traceback behind an error.")
+def cli(debug: bool) -> None:
     """Find where to inject noise while training a neural network, and how much."""
+    if debug:  # an environment variable, so that worker processes inherit it
+        os.environ[DEBUG_ENV] = "1"
 
 
 @cli.command()
@@ -50,7 +59,7 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
     """Run (or resume) the study described by STUDY_FILE."""
     from search import spec as spec_module
     from search.data import load_dataset
-    from search.storage import check_shareable, open_storage, resolve_url
+    from search.storage import check_shareable, open_storage, resolve_url, retrying
 
     # Validate everything the file says before touching storage or TensorFlow.
     spec = spec_module.load(study_file, list(overrides), study_name)
@@ -75,7 +84,7 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
             runner.run(on_done=lines.done, stop=stop)
     from search.analysis.results import collect
 
-    results = collect(study)
+    results = retrying(lambda: collect(study), "reading the results")
     _print_summary(results)
     _save_to_dashboard_after_run(study, results, quiet)
     return 0
@@ -87,12 +96,13 @@ class _ProgressLines:
     def __init__(self, spec: Any, study: Any, url: str, quiet: bool) -> None:
         from tqdm import tqdm
 
-        from search.storage import mask_password
+        from search.storage import mask_password, retrying
         from search.study import record
 
-        meta = record.StudyMeta.read(study)
+        meta = retrying(lambda: record.StudyMeta.read(study), "reading the study")
         assert meta is not None  # open_study stored it
-        done = record.progress(meta, study.get_trials(deepcopy=False)).done
+        done = retrying(lambda: record.progress(meta, study.get_trials(deepcopy=False)).done,
+                        "reading the study")
         click.echo(f"study {spec.study.name!r} in {mask_password(url)}: {done} of {meta.total} "
                    f"configurations done, {spec.study.repeats} repeats each, "
                    f"{spec.model.epochs} epochs, engine {spec.study.engine}")
@@ -108,6 +118,7 @@ class _ProgressLines:
         self.bar.close()
 
     def done(self, outcome: Any) -> None:
+        from search.storage import retrying
         from search.study.record import stored_baseline_mean
 
         self.bar.update(1)
@@ -120,9 +131,12 @@ class _ProgressLines:
         if outcome.config.is_baseline:
             self.baseline = s.mean
         elif self.baseline is None:  # it finished in an earlier run, or has not yet
-            self.baseline = stored_baseline_mean(self.study.get_trials(deepcopy=False))
+            self.baseline = retrying(
+                lambda: stored_baseline_mean(self.study.get_trials(deepcopy=False)),
+                "reading the baseline")
+        # The baseline's own line has no Δ: it is what the others are compared with.
         delta = (f"  Δ {fmt_.signed(s.mean - self.baseline)} vs baseline"
-                 if self.baseline is not None else "")
+                 if self.baseline is not None and not outcome.config.is_baseline else "")
         self.bar.write(f"  {outcome.config.key:<28} test {self.spec.metric} "
                        f"{fmt_.number(s.mean)} ± {fmt_.number(s.sd)} "
                        f"(95% CI {fmt_.ci(s.ci_low, s.ci_high)}, n={s.n}){delta}  "
@@ -143,27 +157,30 @@ def _print_summary(results: Any) -> None:
     elif best is baseline:
         line += "; no noise configuration beats the baseline"
     click.echo(line)
-    click.echo(f"see all: noise-search results {results.name}")
+    click.echo(f"see all: noise-search results {shlex.quote(fmt_.name(results.name))}")
 
 
-@cli.command()
+@cli.command(short_help="Results of a study: one row per configuration, best first.")
 @click.argument("study_name")
 @click.option("--storage", default=None, help=STORAGE_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
-def results(study_name: str, storage: str | None, fmt: str) -> int:
+@click.option("--with-recommendation", is_flag=True,
+              help="With --format json: an object with the rows and the recommendation "
+                   "(configuration, decision and the numbers it rests on) instead of the "
+                   "list of rows.")
+def results(study_name: str, storage: str | None, fmt: str, with_recommendation: bool) -> int:
     """Results of STUDY_NAME, one row per configuration, best first, compared with the baseline.
     """
-    from search.analysis.recommend import recommend
-    from search.analysis.results import collect, load_study, require_completed
-    from search.storage import open_storage
+    from search.analysis.recommend import recommend, recommendation_json
 
-    study = load_study(open_storage(storage), study_name)
-    res = collect(study)
-    require_completed(res)
+    if with_recommendation and fmt != "json":
+        raise click.UsageError("--with-recommendation needs --format json")
+    res = _read_results(storage, study_name)
     if fmt == "json":
+        out = recommendation_json(res) if with_recommendation else res.rows
         # allow_nan=False: an undefined statistic must be null, never the invalid token NaN.
-        click.echo(json.dumps(res.rows, indent=2, allow_nan=False))
+        click.echo(json.dumps(out, indent=2, allow_nan=False))
         return 0
     if fmt == "csv":
         buf = io.StringIO()
@@ -188,6 +205,19 @@ def results(study_name: str, storage: str | None, fmt: str) -> int:
     return 0
 
 
+def _read_results(storage: str | None, study_name: str, completed: bool = True) -> Any:
+    """A study's results, read through the retry policy from a storage that must exist."""
+    from search.analysis.results import collect, load_study, require_completed
+    from search.storage import open_storage, retrying
+
+    rdb = open_storage(storage, must_exist=True)
+    res = retrying(lambda: collect(load_study(rdb, study_name)),
+                   f"reading study {fmt_.quoted(study_name)}")
+    if completed:
+        require_completed(res)
+    return res
+
+
 @cli.command()
 @click.argument("study_name")
 @click.argument("config_a")
@@ -197,12 +227,14 @@ def results(study_name: str, storage: str | None, fmt: str) -> int:
               show_default=True)
 def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
             fmt: str) -> int:
-    """Compare two configurations of STUDY_NAME, e.g. `hidden_pre:0.1 none` (A − B)."""
-    from search.analysis.recommend import compare_verdict
-    from search.analysis.results import collect, compare_configs, load_study
-    from search.storage import open_storage
+    """Compare two configurations of STUDY_NAME (A − B).
 
-    res = collect(load_study(open_storage(storage), study_name))
+    For example: noise-search compare circles hidden_pre:0.1 none
+    """
+    from search.analysis.recommend import compare_verdict
+    from search.analysis.results import compare_configs
+
+    res = _read_results(storage, study_name, completed=False)
     pair = compare_configs(res, config_a, config_b)
     c, paired = pair.comparison, pair.paired
     if fmt == "json":
@@ -251,17 +283,18 @@ def _robust_line(pair: Any) -> str:
 def studies(storage: str | None) -> int:
     """The studies in the storage and their progress."""
     from search.analysis.results import study_overview
-    from search.storage import open_storage
+    from search.storage import open_storage, retrying
 
-    overview = study_overview(open_storage(storage))
+    rdb = open_storage(storage, must_exist=True)
+    overview = retrying(lambda: study_overview(rdb), "reading the studies")
     if not overview:
         click.echo("no studies yet; start one with `noise-search run STUDY_FILE`")
         return 0
     for s in overview:
         diverged = f"{s['diverged']} diverged, " if s["diverged"] else ""
-        click.echo(f"{s['name']}: {s['complete']}/{s['total']} configurations complete, "
-                   f"{diverged}{s['running']} running, {s['waiting']} queued, {s['failed']} "
-                   f"failed ({s['metric']})")
+        click.echo(f"{fmt_.name(s['name'])}: {s['complete']}/{s['total']} configurations "
+                   f"complete, {diverged}{s['running']} running, {s['waiting']} queued, "
+                   f"{s['failed']} failed ({s['metric']})")
     return 0
 
 
@@ -298,13 +331,15 @@ def _save_to_dashboard_after_run(study: Any, results: Any, quiet: bool) -> None:
                    f"(noise-search dashboard)")
 
 
-@cli.command()
+@cli.command(short_help="HTML report of a study (and figures for optuna-dashboard).")
 @click.argument("study_name")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="HTML file to write (default: STUDY_NAME-report.html).")
+              help="HTML file to write (default: STUDY_NAME-report.html; none with "
+                   "--to-dashboard unless -o is given).")
 @click.option("--storage", default=None, help=STORAGE_HELP)
 @click.option("--to-dashboard", is_flag=True,
-              help="Also save the figures and a summary note into the study for optuna-dashboard.")
+              help="Save the figures and a summary note into the study for optuna-dashboard "
+                   "(an HTML file only if -o is given too).")
 @click.option("--no-boundary", is_flag=True,
               help="Skip the decision-boundary figure (for older studies it retrains two models).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -313,25 +348,32 @@ def report(study_name: str, output: Path | None, storage: str | None, to_dashboa
     """Plotly report of STUDY_NAME: one self-contained HTML file that opens offline."""
     from search import report as report_module
     from search.analysis.results import load_study
-    from search.storage import open_storage
+    from search.storage import open_storage, retrying
 
-    path = output or Path(f"{study_name}-report.html")
-    report_module.check_writable(path)
-    study = load_study(open_storage(storage), study_name)
-    data, figs = _build_report(study, quiet, boundaries=not no_boundary)
-    report_module.write_html(data, figs, path)
+    path = output
+    if path is None and not to_dashboard:
+        path = Path(f"{study_name}-report.html")
+    if path is not None:  # before the long work: a path that cannot be written fails at once
+        report_module.check_writable(path)
+    rdb = open_storage(storage, must_exist=True)
+    what = f"reading study {fmt_.quoted(study_name)}"
+    study = retrying(lambda: load_study(rdb, study_name), what)
+    data, figs = retrying(lambda: _build_report(study, quiet, not no_boundary), what)
     status = report_module.status_line(data)
     if status:
         click.echo(status)
-    click.echo(f"wrote {path} ({len(figs)} figures)")
+    if path is not None:
+        report_module.write_html(data, figs, path)
+        click.echo(f"wrote {path} ({len(figs)} figures)")
     if to_dashboard:
-        saved = report_module.save_to_dashboard(study, data)
-        click.echo(f"saved {saved} figures and a summary note into study {study_name!r} "
-                   "for optuna-dashboard")
+        saved = retrying(lambda: report_module.save_to_dashboard(study, data),
+                         "saving the figures into the study")
+        click.echo(f"saved {saved} figures and a summary note into study "
+                   f"{fmt_.quoted(study_name)} for optuna-dashboard")
     return 0
 
 
-@cli.command()
+@cli.command(short_help="Browse the studies in optuna-dashboard.")
 @click.option("--storage", default=None, help=STORAGE_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
@@ -349,13 +391,16 @@ def dashboard(storage: str | None, host: str, port: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    from search.storage import mask_password
+    from search.storage import is_outage, mask_password
+    from search.storage.urls import first_line
 
     try:
         with sigterm_as_interrupt():  # stop like Ctrl-C: the trial in progress is failed
             result = cli.main(args=argv, prog_name="noise-search", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except NoiseSearchError as exc:
+        if debugging():
+            traceback.print_exc()
         click.echo(f"noise-search: error: {mask_password(str(exc))}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
@@ -367,6 +412,16 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("noise-search: interrupted; the trial in progress is marked failed and will be "
                    "run again on resume", err=True)
         return 130
+    except Exception as exc:
+        # A storage call outside the retry policy, or one that outlived it unnoticed: the
+        # database went away; that is one line, not a traceback. Anything else is a bug.
+        if not is_outage(exc):
+            raise
+        if debugging():
+            traceback.print_exc()
+        click.echo(f"noise-search: error: lost the storage: {first_line(exc.__cause__ or exc)}",
+                   err=True)
+        return 2
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def make_dashboard_server(storage: str | None, host: str, port: int) -> WSGIServ
     """Bind host:port and return a server running optuna-dashboard on the storage."""
     from optuna_dashboard import wsgi
 
-    app = wsgi(open_storage(storage))
+    app = wsgi(open_storage(storage, must_exist=True))
     try:
         return make_server(host, port, app, handler_class=_QuietHandler)
     except OSError as exc:

@@ -8,6 +8,17 @@ so library callers get normal exceptions.
 
 from __future__ import annotations
 
+import os
+
+# `noise-search --debug` sets it (worker processes inherit it): errors also print their
+# traceback, and TensorFlow's start-up messages reach the terminal (search.engine.load).
+DEBUG_ENV = "NOISE_SEARCH_DEBUG"
+
+
+def debugging() -> bool:
+    """Whether --debug (or $NOISE_SEARCH_DEBUG=1) asked to see what is normally hidden."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
 
 class NoiseSearchError(Exception):
     """A problem the user can act on: bad input, unknown study, unreachable storage."""

@@ -23,6 +23,20 @@ def _defined(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and not math.isfinite(value))
 
 
+def name(text: str) -> str:
+    """A name from the storage or the user (study, configuration) as safe terminal text:
+    control characters, terminal escapes and other unprintable characters are written as
+    Python escapes (``\\x1b``, ``\\u202e``) instead of reaching the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def quoted(text: str) -> str:
+    """A name in quotes, safe for the terminal: 'circles' ('a\\x1bb' for escapes)."""
+    return f"'{name(text)}'" if "'" not in text else repr(text)
+
+
 def number(value: Any, digits: int = DIGITS) -> str:
     """A metric or statistic: 0.8125; integers as they are; "-" when undefined."""
     if not _defined(value):

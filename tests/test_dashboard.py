@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from search.cli import main
+from search.storage import open_storage
 from tests.conftest import REPORT_FIGURE_IDS as FIGURE_IDS
 
 CLI = [sys.executable, "-c", "import sys; from search.cli import main; sys.exit(main())"]
@@ -100,6 +101,7 @@ def test_dashboard_serves_the_study_with_our_figures_and_note(served):
 
 
 def test_port_in_use_is_one_line_and_exit_2(sqlite_url, capsys):
+    open_storage(sqlite_url)  # the dashboard serves an existing database only
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -294,14 +294,40 @@ def test_study_without_a_completed_trial(write_study, sqlite_url, capsys):
 # /proc refuses new files even to root, and passes the early permission check, so it
 # exercises the failure at the end (after the figures are drawn) as well.
 @pytest.mark.parametrize("where", ["missing-dir/report.html", "a-directory", "/proc/report.html"])
-def test_output_that_cannot_be_written(finished, tmp_path, capsys, where):
+def test_output_that_cannot_be_written(finished, tmp_path, capsys, monkeypatch, where):
+    """Refused by a real write probe before the storage is even opened (it was refused only
+    after the figures, two minutes later, for /proc)."""
     (tmp_path / "a-directory").mkdir()
     target = tmp_path / where  # an absolute `where` stays as it is
+
+    def too_late(*args, **kwargs):
+        raise AssertionError("the storage was opened before the output path was checked")
+
+    monkeypatch.setattr("search.storage.open_storage", too_late)
     assert main(["report", "tiny", "--storage", finished, "-o", str(target), "--quiet",
                  "--no-boundary"]) == 2
     line = _one_line_error(capsys)
     assert line.startswith(f"noise-search: error: cannot write the report to '{target}'")
     assert not target.is_file()
+
+
+def test_the_write_probe_leaves_no_file_and_changes_none(tmp_path):
+    new = tmp_path / "new.html"
+    report.check_writable(new)
+    assert not new.exists()
+    old = tmp_path / "old.html"
+    old.write_text("keep")
+    report.check_writable(old)
+    assert old.read_text() == "keep"
+
+
+def test_to_dashboard_writes_no_html_unless_asked(finished, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "tiny", "--storage", finished, "--to-dashboard", "--quiet",
+                 "--no-boundary"]) == 0
+    out = capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == [] and "wrote" not in out
+    assert "saved 5 figures and a summary note into study 'tiny'" in out
 
 
 @pytest.mark.slow

@@ -428,3 +428,40 @@ def test_a_configuration_stopped_early_is_compared_on_the_seeds_it_has(sqlite_ur
     out = _json(capsys, "compare", "built", "input:0.3", "none", "--storage", sqlite_url,
                 "--format", "json")
     assert (out["n"], out["pairs"], out["losses"]) == (3, 3, 3)
+
+
+@pytest.mark.parametrize("configs, decision, use, best", [
+    ({"none": BASE, "hidden_pre:0.1": GOOD, "input:0.01": SLIGHT}, "noise", "hidden_pre:0.1",
+     "hidden_pre:0.1"),
+    ({"none": BASE, "input:0.01": SLIGHT, "input:0.3": WORSE}, "no noise", "none",
+     "input:0.01"),
+    ({"none": GOOD, "input:0.01": BASE}, "no noise", "none", "none"),
+    ({"none": BASE, "input:0.1": [0.99, 0.65, 0.99, 0.70, 0.99, 0.70], "hidden_pre:0.1": GOOD},
+     "not significant", None, "input:0.1"),
+    ({"input:0.01": BASE}, "none", None, None),
+])
+def test_results_json_with_recommendation(sqlite_url, capsys, configs, decision, use, best):
+    """--format json stays the row list; --with-recommendation wraps the same rows with the
+    recommendation a script can act on, its numbers those of the rows."""
+    make_study(sqlite_url, configs)
+    rows = _json(capsys, "results", "built", "--storage", sqlite_url, "--format", "json")
+    out = _json(capsys, "results", "built", "--storage", sqlite_url, "--format", "json",
+                "--with-recommendation")
+    assert isinstance(rows, list) and out["rows"] == rows
+    rec = out["recommendation"]
+    expected = recommend(collect(optuna.load_study(study_name="built", storage=sqlite_url)))
+    assert (rec["decision"], rec["configuration"]) == (decision, use)
+    assert rec["text"] == expected.text
+    assert rec["significant_configurations"] == expected.significant_configs
+    assert (rec["best"] or {}).get("config") == best
+    if best is not None:
+        row = next(r for r in rows if r["config"] == best)
+        assert all(rec["best"][k] == row[k] for k in ("mean", "diff", "p_holm", "p_paired"))
+        assert rec["baseline"]["mean"] == next(r["mean"] for r in rows if r["config"] == "none")
+    assert out["study"] == "built" and out["metric"] == "accuracy" and rec["alpha"] == 0.05
+
+
+def test_with_recommendation_needs_json(sqlite_url, capsys):
+    make_study(sqlite_url, {"none": BASE})
+    assert main(["results", "built", "--storage", sqlite_url, "--with-recommendation"]) == 2
+    assert "--with-recommendation needs --format json" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -166,7 +167,7 @@ SECRET = "Pw-" + uuid.uuid4().hex[:10]
     (f"postgres-ql://someone:{SECRET}@127.0.0.1/db", "is not a database URL"),
     (f"postgresql+nodriver://someone:{SECRET}@127.0.0.1/db", "cannot open"),
     (f"not a url {SECRET}", "is not a database URL"),
-    ("sqlite:////no/such/directory/studies.db", "cannot open"),
+    ("sqlite:////no/such/directory/studies.db", "no such database file"),
 ], ids=["wrong-host", "server-down", "bad-url", "bad-scheme", "unknown-driver", "not-a-url",
          "sqlite-dir"])
 def test_unreachable_storage_is_one_line_within_seconds(url, expected, capsys):
@@ -379,3 +380,88 @@ def test_a_short_server_outage_is_survived(postgres_url, write_study, monkeypatc
     assert sorted(t.user_attrs[CONFIG_ATTR] for t in trials) == sorted(
         c.key for c in spec.configurations())
     storage.engine.dispose()
+
+
+# --- commands that only read ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["results", "tiny"], ["studies"],
+                                  ["compare", "tiny", "a", "b"],
+                                  ["report", "tiny", "-o", "r.html"],
+                                  ["dashboard", "--port", "0"]])
+def test_a_reading_command_on_a_mistyped_sqlite_path_creates_nothing(argv, tmp_path, capsys):
+    before = set(tmp_path.iterdir())
+    assert main([*argv, "--storage", "sqlite:///mistyped.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("noise-search: error: no such database file: 'mistyped.db'")
+    assert set(tmp_path.iterdir()) == before  # no database, no lock file, no report
+
+
+# --- readers are never locked out (SQLite WAL) -------------------------------------------------
+
+
+def _hold_a_write(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    """A writer in the middle of a commit-sized transaction, and an impatient reader."""
+    writer = sqlite3.connect(path, isolation_level=None, timeout=5)
+    writer.execute("BEGIN EXCLUSIVE")
+    writer.execute("UPDATE studies SET study_name = study_name")
+    return writer, sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0)
+
+
+def test_sqlite_readers_are_not_locked_out_by_a_writer(tmp_path):
+    path = tmp_path / "wal.db"
+    open_storage(f"sqlite:///{path}").create_new_study([], study_name="s")
+    writer, reader = _hold_a_write(path)
+    assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert reader.execute("SELECT count(*) FROM studies").fetchone()[0] == 1
+    writer.rollback()
+
+
+def test_sqlite_on_a_network_file_system_keeps_its_rollback_journal(tmp_path, monkeypatch,
+                                                                    caplog):
+    """WAL needs shared memory between the processes that open the file: not over NFS. There,
+    a reader can meet "database is locked" (the README says to use PostgreSQL)."""
+    monkeypatch.setattr("search.storage.sqlite.filesystem_type", lambda path: "nfs4")
+    caplog.set_level(logging.INFO, logger="search.storage")
+    path = tmp_path / "nfs.db"
+    open_storage(f"sqlite:///{path}").create_new_study([], study_name="s")
+    assert "network file system" in caplog.text
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    writer, reader = _hold_a_write(path)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        reader.execute("SELECT count(*) FROM studies").fetchone()
+    writer.rollback()
+
+
+def test_filesystem_type_of_known_mounts():
+    from search.storage.sqlite import filesystem_type
+
+    assert filesystem_type("/proc/self") == "proc"
+    assert filesystem_type("/") not in (None, "proc")
+
+
+def test_a_reader_queries_the_database_throughout_a_run(write_study, tmp_path, fake_engine):
+    """`sqlite3 noise-search.db` while a study runs and saves its figures: never refused."""
+    path = tmp_path / "studies.db"
+    url = f"sqlite:///{path}"
+    open_storage(url)  # the file exists, so the reader can start with the run
+    done, reads, refused = threading.Event(), [], []
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0) as conn:
+                    reads.append(conn.execute("SELECT count(*) FROM trials").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                refused.append(str(exc))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        assert main(["run", str(write_study()), "--storage", url, "--quiet"]) == 0
+    finally:
+        done.set()
+        reader.join()
+    assert refused == [] and len(reads) > 10 and reads[-1] == 5

@@ -175,3 +175,51 @@ def _runner_up(results: StudyResults, best: dict[str, Any]) -> str:
         return ""
     return (f". The runner-up {second['config']} (mean {fmt_.number(second['mean'])}) is not "
             f"significantly different from it (paired p = {_p(c.p_paired)})")
+
+
+# The numbers of a row the recommendation rests on (`results --with-recommendation`).
+_EVIDENCE = ("config", "mean", "sd", "n", "diff", "diff_ci_low", "diff_ci_high", "p_paired",
+             "p_holm", "p_welch", "p_wilcoxon", "p_improve", "win_share")
+
+
+def decision(rec: Recommendation) -> str:
+    """The recommendation as one word for scripts: "noise" (use ``rec.best``: its gain over
+    the baseline is significant after Holm's correction), "no noise" (no configuration is
+    better, or none significantly), "not significant" (the best mean's gain is not
+    significant, but other configurations' gains are: ``significant_configurations``), or
+    "none" (nothing to compare yet)."""
+    if rec.best is None:
+        return "none"
+    if rec.significant:
+        return "noise"
+    return "not significant" if rec.significant_configs else "no noise"
+
+
+def recommendation_json(results: StudyResults) -> dict[str, Any]:
+    """`results --format json --with-recommendation`: the rows (as `--format json` lists
+    them) and the recommendation with the numbers it rests on, as one JSON-ready object."""
+    rec = recommend(results)
+    row = next((r for r in results.rows if r["config"] == rec.best), None)
+    baseline = results.baseline
+    answer = decision(rec)
+    # What to train with: the best configuration, the baseline, or no answer yet.
+    use = {"noise": rec.best, "no noise": BASELINE}.get(answer)
+    return {
+        "study": results.name, "metric": results.metric, "direction": results.direction,
+        "complete": len(results.completed), "total": results.total,
+        "finished": results.progress.finished,
+        "rows": results.rows,
+        "recommendation": {
+            "configuration": use,
+            "decision": answer,
+            "significant": rec.significant,
+            "significant_configurations": rec.significant_configs,
+            "alpha": stats.SIGNIFICANCE,
+            "comparisons": sum(r["p_holm"] is not None for r in results.rows),
+            # The best mean (the configuration the decision is about) and the baseline.
+            "best": {k: row.get(k) for k in _EVIDENCE} if row is not None else None,
+            "baseline": ({k: baseline.get(k) for k in ("config", "mean", "sd", "n")}
+                         if baseline is not None else None),
+            "text": rec.text,
+        },
+    }

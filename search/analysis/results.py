@@ -13,6 +13,7 @@ from typing import Any
 
 import optuna
 
+from search import format as fmt
 from search.analysis import stats
 from search.analysis.paired import PairedComparison, compare_paired
 from search.analysis.robust_results import add_robustness, mark_pareto
@@ -30,8 +31,10 @@ def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
     """Load a study by name; an unknown name lists the studies that exist."""
     names = sorted(s.study_name for s in storage.get_all_studies())
     if name not in names:
-        listed = ", ".join(names) if names else "none yet; start one with `noise-search run`"
-        raise NoiseSearchError(f"no study named {name!r} in this storage; studies: {listed}")
+        listed = (", ".join(fmt.name(n) for n in names) if names
+                  else "none yet; start one with `noise-search run`")
+        raise NoiseSearchError(f"no study named {fmt.quoted(name)} in this storage; "
+                               f"studies: {listed}")
     return optuna.load_study(study_name=name, storage=storage)
 
 

@@ -18,6 +18,7 @@ from search.errors import NoiseSearchError
 from search.report.collect import ReportData
 from search.report.figures import figures
 from search.report.html import answer, status_line
+from search.storage import retrying
 from search.study.record import DASHBOARD_STAMP_ATTR
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 def summary_markdown(data: ReportData) -> str:
     """The dashboard note: the recommendation and the results table in markdown."""
-    lines = [f"## noise-search: {data.name}", ""]
+    lines = [f"## noise-search: {fmt.name(data.name)}", ""]
     status = status_line(data)
     if status:
         lines += [f"**{status}**", ""]
@@ -70,20 +71,36 @@ def save_after_run(study: optuna.Study, results: StudyResults,
     Skipped when the saved figures already show every completed trial (a resume with nothing
     to do, or the other workers of a study that one of them has just drawn): drawing can
     retrain two configurations. The stamp is claimed before drawing, so that workers
-    finishing together draw once; a failure gives the claim back.
+    finishing together draw once; a failure gives the claim back. Every storage call goes
+    through the retry policy (``storage.retrying``): a server restart is waited out, and a
+    storage gone for good is a warning, since every trial is already safe.
     """
     completed = results.completed
     if not completed:
         return None
     stamp = ",".join(str(n) for n in sorted(r["trial"] for r in completed))
-    if study.user_attrs.get(DASHBOARD_STAMP_ATTR) == stamp:
-        return None
-    study.set_user_attr(DASHBOARD_STAMP_ATTR, stamp)
     try:
-        return save_to_dashboard(study, build())
+        if retrying(lambda: study.user_attrs.get(DASHBOARD_STAMP_ATTR),
+                    "reading the study") == stamp:
+            return None
+        retrying(lambda: study.set_user_attr(DASHBOARD_STAMP_ATTR, stamp),
+                 "claiming the figures")
+    except DRAWING_FAILURES as exc:
+        warn(f"figures for optuna-dashboard not saved: {exc}")
+        return None
+    try:
+        data = retrying(build, "reading the study for the figures")
+        return retrying(lambda: save_to_dashboard(study, data),
+                        "saving the figures into the study")
     except DRAWING_FAILURES as exc:  # the study itself is intact: report, do not fail the run
-        study.set_user_attr(DASHBOARD_STAMP_ATTR, "")
+        _give_back(study, warn)
         warn(f"figures for optuna-dashboard not saved: {exc}")
         return None
 
 
+def _give_back(study: optuna.Study, warn: Callable[[str], None]) -> None:
+    """Give the claim back, so that the next run or `report --to-dashboard` draws."""
+    try:
+        retrying(lambda: study.set_user_attr(DASHBOARD_STAMP_ATTR, ""), "giving back the claim")
+    except DRAWING_FAILURES as exc:
+        warn(f"could not give back the claim on the figures: {exc}")

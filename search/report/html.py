@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 from search import format as fmt
@@ -113,15 +112,23 @@ def render_html(data: ReportData, figs: list[Figure]) -> str:
 
 
 def check_writable(path: Path) -> None:
-    """Fail before the long work, not after it, if the report cannot be written there."""
-    parent = path.parent if str(path.parent) else Path(".")
+    """Fail before the long work, not after it, if the report cannot be written there.
+
+    A real write probe (open for appending, which changes nothing in an existing file; a new
+    file is removed again), not a permission check: permissions do not tell about a
+    read-only or full file system, /proc, or a path that root may "write" but cannot create.
+    """
     if path.is_dir():
         raise ReportError(f"cannot write the report to {str(path)!r}: it is a directory")
-    if not parent.is_dir():
-        raise ReportError(f"cannot write the report to {str(path)!r}: directory "
-                               f"{str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ReportError(f"cannot write the report to {str(path)!r}: permission denied")
+    existed = path.exists()
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ReportError(
+            f"cannot write the report to {str(path)!r}: {exc.strerror or exc}") from None
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def write_html(data: ReportData, figs: list[Figure], path: Path) -> None:

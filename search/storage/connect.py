@@ -8,6 +8,7 @@ start together, and `retrying` to wait out a server restart.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -21,7 +22,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from search.errors import StorageError
 from search.storage.locks import SCHEMA_LOCK, named_lock
+from search.storage.sqlite import sqlite_path, use_wal
 from search.storage.urls import (
+    STORAGE_ENV,
     first_line,
     heartbeat_seconds,
     mask_password,
@@ -49,32 +52,51 @@ def _engine_kwargs(url: str) -> dict[str, object]:
     return kwargs
 
 
-def open_storage(url: str | None = None) -> optuna.storages.RDBStorage:
-    """Open (and create the tables of) the storage; a one-line error if it cannot be reached."""
+def open_storage(url: str | None = None,
+                 must_exist: bool = False) -> optuna.storages.RDBStorage:
+    """Open (and create the tables of) the storage; a one-line error if it cannot be reached.
+
+    ``must_exist``: the command reads an existing study (results, report, ...), so an SQLite
+    file that does not exist is a mistyped path, not a new database: refused before anything
+    (the file, its lock file) is created, and the database is left in its journal mode.
+    """
     url = resolve_url(url)
     remember_password(url)
     shown = mask_password(url)
     try:
-        make_url(url)
+        parsed = make_url(url)
     except ArgumentError:
         raise StorageError(
             f"storage URL {shown!r} is not a database URL; expected e.g. "
             "'sqlite:///noise-search.db' or 'postgresql+psycopg://user@host/db'"
         ) from None
+    if must_exist:
+        _require_database_file(parsed, shown)
     interval = heartbeat_seconds()
     # Heartbeats are what let a dead worker's trial be run again; Optuna marks them experimental.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         # Workers that start together on a fresh database would race to create its tables.
         with _schema_lock(url):
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=_engine_kwargs(url),
                 heartbeat_interval=interval,
                 grace_period=3 * interval,
             )
+            if not must_exist:  # so that readers are never locked out by a commit
+                use_wal(storage.engine)
+            return storage
     except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
         raise StorageError(f"cannot open storage {shown}: {first_line(exc)}") from None
+
+
+def _require_database_file(url: sa.engine.URL, shown: str) -> None:
+    database = sqlite_path(url)
+    if database is not None and not os.path.exists(database):
+        raise StorageError(
+            f"no such database file: {database!r} (storage {shown}); check --storage or "
+            f"${STORAGE_ENV}, or start a study there with `noise-search run`")
 
 
 @contextmanager
@@ -89,7 +111,7 @@ def _schema_lock(url: str) -> Iterator[None]:
         engine.dispose()
 
 
-def _is_transient(exc: BaseException) -> bool:
+def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` says the database could not be reached (worth retrying), not bad data."""
     for err in (exc, exc.__cause__, exc.__context__):
         if isinstance(err, DBAPIError) and (err.connection_invalidated
@@ -113,7 +135,7 @@ def retrying(call: Callable[[], T], what: str,
         try:
             return call()
         except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-            if not _is_transient(exc):
+            if not is_outage(exc):
                 raise
             reason = first_line(exc.__cause__ or exc)
             if delay == 0.25:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
+from search.storage.sqlite import sqlite_path
+
 # Table creation. A study of this name would only share the lock (wait longer), never break it.
 SCHEMA_LOCK = ":schema"
 
@@ -46,8 +48,8 @@ def named_lock(engine: sa.Engine, name: str) -> Iterator[None]:
 
 def _sqlite_file(url: sa.engine.URL) -> str | None:
     """The database file of an SQLite URL whose directory exists (None: nothing to lock)."""
-    database = url.database if url.get_backend_name() == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
+    database = sqlite_path(url)
+    if database is None:
         return None
     return database if os.path.isdir(os.path.dirname(os.path.abspath(database))) else None
 
