@@ -1,4 +1,6 @@
-"""The SQL view `noise_search_trials`: every trial as one flat row, for `sqlite3` and `psql`.
+"""The SQL views: `noise_search_trials`, every trial as one flat row, and
+`noise_search_robustness`, one row per trial and test σ of a [robustness] study; for `sqlite3`
+and `psql`.
 
 Optuna keeps what we record about a trial as key / JSON-text rows in
 `trial_user_attributes`; the view pivots them into columns (placement, σ per
@@ -28,6 +30,9 @@ from search.storage.locks import lock_in_transaction
 from search.study import record
 
 VIEW_NAME = "noise_search_trials"
+# One row per (study, trial, configuration, test σ) of a study with [robustness]: the profile
+# stored in the trial's ROBUSTNESS_ATTR, unnested.
+ROBUSTNESS_VIEW = "noise_search_robustness"
 
 # The trial user attributes the view shows, each a column of the same name, in view order;
 # the type is the SQL type to cast to, None for text.
@@ -42,7 +47,11 @@ _COLUMNS: tuple[tuple[str, str | None], ...] = (
     (record.summary_attr("train", "mean"), "REAL"),
     (record.DURATION_ATTR, "REAL"),
     (record.FAILURE_ATTR, None),
+    (record.summary_attr("robust", "mean"), "REAL"),  # [robustness]: the robust score
 )
+# The numbers of each ROBUSTNESS_ATTR entry the robustness view shows, with their SQL types.
+_PROFILE_FIELDS = (("test_std", "REAL"), ("n", "INTEGER"), ("mean", "REAL"), ("sd", "REAL"),
+                   ("ci_low", "REAL"), ("ci_high", "REAL"))
 
 _COMMENT_PREFIX = "noise-search view "
 log = logging.getLogger("noise_search")
@@ -94,25 +103,70 @@ WHERE EXISTS (
 )"""
 
 
+def _profile_field(element: str, name: str, sql_type: str, dialect: str) -> str:
+    if dialect == "postgresql":
+        numeric = {"REAL": "DOUBLE PRECISION", "INTEGER": "INTEGER"}[sql_type]
+        return f"CAST({element} ->> '{name}' AS {numeric})"
+    return f"CAST(json_extract({element}, '$.{name}') AS {sql_type})"
+
+
+def robustness_view_sql(dialect: str) -> str:
+    """The SELECT behind the robustness view: each trial's profile entries as rows."""
+    if dialect == "postgresql":
+        element = "e.v"
+        unnest = ("CROSS JOIN LATERAL json_array_elements(CAST(r.value_json AS JSON)) "
+                  "AS e(v)")
+        config = "(CAST(c.value_json AS JSON) #>> '{}')"
+    else:
+        element, unnest = "e.value", "CROSS JOIN json_each(r.value_json) AS e"
+        config = "json_extract(c.value_json, '$')"
+    fields = ",\n".join(f"  {_profile_field(element, name, sql_type, dialect)} AS {name}"
+                        for name, sql_type in _PROFILE_FIELDS)
+    return f"""SELECT
+  s.study_name AS study_name,
+  t.number AS trial_number,
+  CAST(t.state AS TEXT) AS state,
+  {config} AS config,
+{fields}
+FROM trials t
+JOIN studies s ON s.study_id = t.study_id
+JOIN trial_user_attributes r ON r.trial_id = t.trial_id AND r.key = '{record.ROBUSTNESS_ATTR}'
+LEFT JOIN trial_user_attributes c ON c.trial_id = t.trial_id AND c.key = '{record.CONFIG_ATTR}'
+{unnest}
+WHERE EXISTS (
+  SELECT 1 FROM study_user_attributes u WHERE u.study_id = s.study_id
+  AND u.key = '{record.SPEC_ATTR}'
+)"""
+
+
+def _views(dialect: str) -> list[tuple[str, str]]:
+    """Every view as (name, SELECT); created and replaced together."""
+    return [(VIEW_NAME, view_sql(dialect)), (ROBUSTNESS_VIEW, robustness_view_sql(dialect))]
+
+
 def _fingerprint(select: str) -> str:
     return _COMMENT_PREFIX + hashlib.sha256(select.encode()).hexdigest()[:16]
 
 
-def _create_sqlite(select: str) -> str:
-    return f"CREATE VIEW {VIEW_NAME} AS\n{select}"
+def _create_sqlite(name: str, select: str) -> str:
+    return f"CREATE VIEW {name} AS\n{select}"
 
 
-def _is_current(conn: sa.Connection, dialect: str, select: str) -> bool:
+def _is_current(conn: sa.Connection, dialect: str, views: list[tuple[str, str]]) -> bool:
+    return all(_view_is_current(conn, dialect, name, select) for name, select in views)
+
+
+def _view_is_current(conn: sa.Connection, dialect: str, name: str, select: str) -> bool:
     if dialect == "postgresql":
         stored = conn.exec_driver_sql(
             "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE c.relname = '{VIEW_NAME}' AND c.relkind = 'v' "
+            f"WHERE c.relname = '{name}' AND c.relkind = 'v' "
             "AND n.nspname = current_schema()").scalar()
         return stored == _fingerprint(select)
     stored = conn.exec_driver_sql(
-        f"SELECT sql FROM sqlite_master WHERE type = 'view' AND name = '{VIEW_NAME}'").scalar()
-    return stored == _create_sqlite(select)
+        f"SELECT sql FROM sqlite_master WHERE type = 'view' AND name = '{name}'").scalar()
+    return stored == _create_sqlite(name, select)
 
 
 def ensure_view(engine: sa.Engine, force: bool = False) -> bool:
@@ -123,17 +177,17 @@ def ensure_view(engine: sa.Engine, force: bool = False) -> bool:
     dialect = engine.dialect.name
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"the {VIEW_NAME} view supports sqlite and postgresql, not {dialect}")
-    select = view_sql(dialect)
+    views = _views(dialect)
     if not force:
         with engine.connect() as conn:
-            if _is_current(conn, dialect, select):
+            if _is_current(conn, dialect, views):
                 return False
     if dialect == "postgresql":
-        return _replace_postgresql(engine, select, force)
-    return _replace_sqlite(engine, select, force)
+        return _replace_postgresql(engine, views, force)
+    return _replace_sqlite(engine, views, force)
 
 
-def _replace_postgresql(engine: sa.Engine, select: str, force: bool) -> bool:
+def _replace_postgresql(engine: sa.Engine, views: list[tuple[str, str]], force: bool) -> bool:
     with engine.begin() as conn:
         # A reader in a long transaction holds a lock on the view; give up rather than stall
         # the worker (the caller warns, the next trial tries again).
@@ -141,27 +195,29 @@ def _replace_postgresql(engine: sa.Engine, select: str, force: bool) -> bool:
         # Concurrent CREATE / DROP of one view can fail on PostgreSQL's catalogue ("tuple
         # concurrently updated", duplicate pg_type row); the lock makes workers take turns.
         lock_in_transaction(conn, f"view:{VIEW_NAME}")
-        if not force and _is_current(conn, "postgresql", select):
+        if not force and _is_current(conn, "postgresql", views):
             return False
         # DROP + CREATE, not CREATE OR REPLACE: a new version may change or drop columns,
         # which CREATE OR REPLACE refuses. Readers see the old or the new view, never none.
-        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {VIEW_NAME}")
-        conn.exec_driver_sql(f"CREATE VIEW {VIEW_NAME} AS\n{select}")
-        conn.exec_driver_sql(f"COMMENT ON VIEW {VIEW_NAME} IS '{_fingerprint(select)}'")
+        for name, select in views:
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
+            conn.exec_driver_sql(f"CREATE VIEW {name} AS\n{select}")
+            conn.exec_driver_sql(f"COMMENT ON VIEW {name} IS '{_fingerprint(select)}'")
     return True
 
 
-def _replace_sqlite(engine: sa.Engine, select: str, force: bool) -> bool:
+def _replace_sqlite(engine: sa.Engine, views: list[tuple[str, str]], force: bool) -> bool:
     # Python's sqlite3 does not open a transaction for DDL by itself; in AUTOCOMMIT mode we
     # issue BEGIN IMMEDIATE ourselves, so DROP and CREATE happen as one write-locked step.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
-            if not force and _is_current(conn, "sqlite", select):
+            if not force and _is_current(conn, "sqlite", views):
                 conn.exec_driver_sql("ROLLBACK")
                 return False
-            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {VIEW_NAME}")
-            conn.exec_driver_sql(_create_sqlite(select))
+            for name, select in views:
+                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
+                conn.exec_driver_sql(_create_sqlite(name, select))
             conn.exec_driver_sql("COMMIT")
         except BaseException:
             conn.exec_driver_sql("ROLLBACK")

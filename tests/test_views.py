@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from search.cli import main
 from search.noise import SITE_NAMES, parse_config_key
 from search.storage import open_storage
-from search.views import VIEW_NAME, ensure_view, refresh_view
+from search.views import ROBUSTNESS_VIEW, VIEW_NAME, ensure_view, refresh_view
+from tests.conftest import TINY_STUDY
 from tests.test_results import BASE, GOOD, make_study
 
 
@@ -182,3 +183,56 @@ def test_refresh_view_reports_instead_of_failing(storage_url, caplog):
         assert f"could not create the SQL view {VIEW_NAME}" in caplog.text
     finally:
         engine.dispose()
+
+
+ROBUST_STUDY = TINY_STUDY + """
+[robustness]
+input_std = [0.0, 0.1, 0.3]
+"""
+
+
+def _robustness_rows(url: str) -> list[dict]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.text(
+                f"SELECT * FROM {ROBUSTNESS_VIEW} ORDER BY trial_number, test_std")).mappings()]
+    finally:
+        engine.dispose()
+
+
+def test_robustness_view_has_a_row_per_trial_and_test_sigma_with_the_numbers_of_results(
+        write_study, storage_url, capsys, fake_engine):
+    assert main(["run", str(write_study(ROBUST_STUDY)), "--storage", storage_url,
+                 "--quiet"]) == 0
+    results = {r["trial"]: r for r in _results_json(storage_url, "tiny", capsys)}
+    rows = _robustness_rows(storage_url)
+    assert len(rows) == 5 * 3
+    for row in rows:
+        result = results[row["trial_number"]]
+        assert row["study_name"] == "tiny" and row["config"] == result["config"]
+        assert row["state"] == "COMPLETE"
+        entry = next(e for e in result["robustness"] if e["test_std"] == row["test_std"])
+        assert row["n"] == entry["n"] == 3
+        for key in ("mean", "sd", "ci_low", "ci_high"):
+            assert row[key] == pytest.approx(entry[key], rel=1e-12), key
+    trials = {r["trial_number"]: r for r in _view_rows(storage_url)}
+    for number, result in results.items():
+        assert trials[number]["robust_mean"] == pytest.approx(result["robust_mean"], rel=1e-12)
+    # The README's example query: the profile of each configuration, σ by σ.
+    engine = sa.create_engine(storage_url)
+    try:
+        with engine.connect() as conn:
+            worst = conn.execute(sa.text(
+                f"SELECT config, mean FROM {ROBUSTNESS_VIEW} WHERE study_name = 'tiny' "
+                "AND test_std = 0.3 ORDER BY mean DESC")).all()
+    finally:
+        engine.dispose()
+    assert [c for c, _ in worst][0] != "none"  # the fake's noise-trained models hold up better
+
+
+def test_a_study_without_robustness_has_no_robustness_rows(write_study, storage_url,
+                                                           fake_engine):
+    assert main(["run", str(write_study()), "--storage", storage_url, "--quiet"]) == 0
+    assert _robustness_rows(storage_url) == []
+    assert all(r["robust_mean"] is None for r in _view_rows(storage_url))
