@@ -118,11 +118,17 @@ class _ProgressLines:
         self.bar.close()
 
     def done(self, outcome: Any) -> None:
+        from optuna.trial import TrialState
+
         from search.storage import retrying
         from search.study.record import stored_baseline_mean
 
-        self.bar.update(1)
+        if outcome.state != TrialState.WAITING:  # WAITING: a raced block, more seeds to come
+            self.bar.update(1)
         if self.quiet:
+            return
+        if outcome.state == TrialState.PRUNED:
+            self.bar.write(f"  {outcome.config.key:<28} stopped: {outcome.failure}")
             return
         if outcome.summary is None:
             self.bar.write(f"  {outcome.config.key:<28} FAILED: {outcome.failure}")
@@ -191,9 +197,7 @@ def results(study_name: str, storage: str | None, fmt: str, with_recommendation:
                              for k, v in row.items()})
         click.echo(buf.getvalue(), nl=False)
         return 0
-    diverged = f", {res.progress.diverged} diverged" if res.progress.diverged else ""
-    click.echo(f"study {res.name!r}: {len(res.completed)} of {res.total or len(res.rows)} "
-               f"configurations complete{diverged} ({res.direction} {res.metric})")
+    click.echo(_results_header(res))
     columns = fmt_.RESULTS_COLUMNS + fmt_.robust_columns(res.has_robustness, res.objective)
     for line in fmt_.aligned(fmt_.summary_table(res.rows, res.metric, columns)):
         click.echo(line)
@@ -201,6 +205,11 @@ def results(study_name: str, storage: str | None, fmt: str, with_recommendation:
     click.echo(fmt_.TABLE_NOTE)
     if res.has_robustness:
         click.echo(fmt_.ROBUST_NOTE)
+    stopped = [r for r in res.rows if r["pruned_reason"]]
+    if stopped:
+        click.echo("stopped by racing (state pruned):")
+        for row in stopped:
+            click.echo(f"  {row['config']}: {row['pruned_reason']}")
     click.echo(recommend(res).text)
     return 0
 
@@ -216,6 +225,18 @@ def _read_results(storage: str | None, study_name: str, completed: bool = True) 
     if completed:
         require_completed(res)
     return res
+
+
+def _results_header(res: Any) -> str:
+    """The first line of `results`: how far the study is."""
+    diverged = f", {res.progress.diverged} diverged" if res.progress.diverged else ""
+    total = res.total or len(res.rows)
+    if res.progress.pruned:  # a race: stopped configurations are done too
+        return (f"study {res.name!r}: {res.progress.done} of {total} configurations done "
+                f"({len(res.completed)} complete, {res.progress.pruned} stopped by racing"
+                f"{diverged}) ({res.direction} {res.metric})")
+    return (f"study {res.name!r}: {len(res.completed)} of {total} configurations "
+            f"complete{diverged} ({res.direction} {res.metric})")
 
 
 @cli.command()

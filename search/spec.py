@@ -312,6 +312,18 @@ class RobustnessSpec:
                                             doc="radii at which certified accuracy is reported")
 
 
+@dataclass(frozen=True)
+class RacingSpec:
+    """[racing] (optional; absent: every configuration gets study.repeats seeds). Seeds are
+    given in rounds and a configuration that cannot be the answer stops (search.analysis.racing);
+    study.repeats is the most a configuration gets."""
+
+    first: int = _key(integer(1), 5, doc="seeds every configuration gets")
+    each: int = _key(integer(1), 5, doc="seeds added per round")
+    alpha: float = _key(probability(), 0.05, doc="chance of stopping the true best, at most")
+    test: str = _key(choice("t", "wilcoxon"), "t", doc="paired t-test or Wilcoxon signed-rank")
+
+
 # The [data] keys every dataset reads; the others depend on the dataset (data.dataset_keys).
 # A key given for a dataset that ignores it is an error, so that a typo'd experiment does not
 # silently run something else.
@@ -323,10 +335,11 @@ SECTIONS: dict[str, type] = {
     "model": ModelSpec,
     "noise": NoiseSpec,
     "robustness": RobustnessSpec,
+    "racing": RacingSpec,
 }
 # Sections a study file may leave out; absent, they are None in StudySpec and absent from
 # to_dict(), so the stored spec of a study made before the section existed still compares equal.
-OPTIONAL_SECTIONS = frozenset({"robustness"})
+OPTIONAL_SECTIONS = frozenset({"robustness", "racing"})
 # Keys added to a section after studies were stored: to_dict() leaves them out at their
 # default, so an older stored spec (without them) still compares equal.
 _OMITTED_AT_DEFAULT = frozenset({"study.objective"})
@@ -343,6 +356,7 @@ class StudySpec:
     noise: NoiseSpec
     source: Path = field(compare=False)
     robustness: RobustnessSpec | None = None
+    racing: RacingSpec | None = None
 
     @property
     def robustness_kind(self) -> str:
@@ -641,11 +655,29 @@ def _certify_is_classification(spec: StudySpec) -> Problems:
     return []
 
 
+def _racing_fits_study(spec: StudySpec) -> Problems:
+    racing = spec.racing
+    if racing is None:
+        return []
+    if spec.study.sampler != "grid":
+        return [("study.sampler", f"must be 'grid' with [racing] (a race runs the grid's "
+                                  f"configurations side by side); got {spec.study.sampler!r}")]
+    if racing.first > spec.study.repeats:
+        return [("racing.first", f"must be <= study.repeats ({spec.study.repeats}, the most "
+                                 f"seeds a configuration gets); got {racing.first}")]
+    if spec.robustness is not None:
+        # A raced block records the clean metric only (its test-time noise profile is not
+        # carried across blocks yet), so the two would silently lose the robustness numbers.
+        return [("racing", "cannot be combined with [robustness] yet (a race decides on the "
+                           "clean test metric and records only it); remove one of the two")]
+    return []
+
+
 _ACROSS_KEYS: tuple[Callable[[StudySpec], Problems], ...] = (
     _csv_names_path_and_target, _rows_remain_to_test, _generator_takes_its_arguments,
     _metric_fits_task, _scale_target_fits_task, _engine_trains_every_site, _engine_limits,
     _placements_distinct, _grid_not_empty, _objective_has_robustness,
-    _certify_is_classification,
+    _certify_is_classification, _racing_fits_study,
 )
 
 

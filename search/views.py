@@ -48,6 +48,7 @@ _COLUMNS: tuple[tuple[str, str | None], ...] = (
     (record.DURATION_ATTR, "REAL"),
     (record.FAILURE_ATTR, None),
     (record.summary_attr("robust", "mean"), "REAL"),  # [robustness]: the robust score
+    (record.PRUNED_REASON_ATTR, None),  # racing stopped it (state PRUNED): why
 )
 # The numbers of each ROBUSTNESS_ATTR entry the robustness view shows, with their SQL types.
 _PROFILE_FIELDS = (("test_std", "REAL"), ("n", "INTEGER"), ("mean", "REAL"), ("sd", "REAL"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -58,12 +59,14 @@ class FakeTrainer:
 
     Repeat r of a configuration scores ``score(config, r)``: known in advance, different for
     every configuration and repeat, the same on every call. Configurations whose key is in
-    ``diverge`` diverge (at the last epoch of every repeat). ``calls`` lists the keys trained.
+    ``diverge`` diverge (at the last epoch of every repeat). ``calls`` lists the keys trained
+    (a block of repeats, as racing trains them, as (key, first repeat, stop)). ``score`` may be
+    replaced per instance (racing tests give configurations known means and spreads).
     """
 
     def __init__(self, diverge: tuple[str, ...] = ()):
         self.diverge = set(diverge)
-        self.calls: list[str] = []
+        self.calls: list[Any] = []
 
     @staticmethod
     def score(config, repeat: int) -> float:
@@ -73,11 +76,13 @@ class FakeTrainer:
     def values(self, config, repeats: int) -> np.ndarray:
         return np.array([self.score(config, r) for r in range(repeats)])
 
-    def __call__(self, spec, data, config):
+    def __call__(self, spec, data, config, repeats=None):
         from search.engine._common import TrainResult, record_epochs
 
-        self.calls.append(config.key)
-        test = self.values(config, spec.study.repeats)
+        chosen = range(spec.study.repeats) if repeats is None else repeats
+        self.calls.append(config.key if repeats is None else (config.key, chosen.start,
+                                                              chosen.stop))
+        test = self.values(config, chosen.stop)[chosen.start:]
         train = test + 0.05
         epochs = record_epochs(spec.model.epochs, spec.study.record_every)
         ramp = np.linspace(0.5, 1.0, len(epochs))  # each curve ends at the final value

@@ -183,6 +183,7 @@ def _base_for(section: str, key: str) -> dict:
     """TINY_STUDY, with a dataset that reads ``key`` when it is a dataset-specific [data] key."""
     raw = tomllib.loads(TINY_STUDY)
     raw["robustness"] = {"input_std": [0.0, 0.1]}
+    raw.setdefault(section, {})  # an optional section ([racing]) that TINY_STUDY leaves out
     if section == "data" and key not in raw["data"]:
         dataset = next(name for name in spec.DATASETS if key in data_module.dataset_keys(name))
         raw["data"] = {"dataset": dataset, "n_samples": 60, "n_train": 20}
@@ -216,7 +217,8 @@ def test_every_numeric_key_is_generated():
         "model.learning_rate", "model.momentum", "noise.std", "noise.site_std",
         "noise.gradient_gamma", "robustness.input_std", "robustness.draws",
         "robustness.certify_std", "robustness.certify_n", "robustness.certify_alpha",
-        "robustness.certify_radii"}
+        "robustness.certify_radii", "racing.first", "racing.each",
+        "racing.alpha"}
 
 
 def _maximum(section: str, key: str):

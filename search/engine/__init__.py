@@ -58,9 +58,12 @@ class Limits(Protocol):
 class Engine(Limits, Protocol):
     """An engine module: its declarations, training, and clean predictions."""
 
-    def train(self, spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
-        """All repeats of ``config``; ``TrainResult.weights`` holds repeat 0's final
-        parameters [W0, b0, W1, b1, ...] (float32, kernels (in, out))."""
+    def train(self, spec: StudySpec, data: Dataset, config: NoiseConfig, *,
+              repeats: range | None = None) -> TrainResult:
+        """Repeats ``repeats`` of ``config`` (default all ``spec.study.repeats``), repeat r
+        giving the same numbers however it is blocked (racing trains blocks of repeats);
+        ``TrainResult.weights`` holds the first trained repeat's final parameters
+        [W0, b0, W1, b1, ...] (float32, kernels (in, out))."""
         ...
 
     def predict(self, spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],

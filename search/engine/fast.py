@@ -477,16 +477,28 @@ def step_config(spec: StudySpec, data: Dataset, config: NoiseConfig) -> StepConf
 
 
 def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
-          weights: list[tuple[np.ndarray, np.ndarray]] | None = None) -> TrainResult:
-    """Train all ``spec.study.repeats`` repeats of ``config``; every metric is measured clean,
-    and with [robustness] also under test-time noise (noisy_eval, on the final weights)."""
-    result, final = train_with_weights(spec, data, config, weights)
+          weights: list[tuple[np.ndarray, np.ndarray]] | None = None,
+          repeats: range | None = None) -> TrainResult:
+    """Train repeats ``repeats`` (default all ``spec.study.repeats``) of ``config``; every
+    metric is measured clean, and with [robustness] also under test-time noise (noisy_eval,
+    on the final weights). Repeat r gives the same numbers in any block (racing)."""
+    result, final = train_with_weights(spec, data, config, weights, repeats)
     return noisy_eval.with_robustness(spec, data, result, final)
+
+
+def _span(spec: StudySpec, repeats: range | None) -> tuple[int, int]:
+    """(first repeat, how many) to train. Racing trains a block of repeats start..stop-1: its
+    initial weights are rows start.. of the study's, and each block of the program gets its
+    study index (`first`), so repeat r gives the numbers it gives in a full run."""
+    if repeats is None:
+        return 0, spec.study.repeats
+    return repeats.start, len(repeats)
 
 
 def train_with_weights(
     spec: StudySpec, data: Dataset, config: NoiseConfig,
     weights: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    repeats: range | None = None,
 ) -> tuple[TrainResult, list[tuple[np.ndarray, np.ndarray]]]:
     """``train``, and the final weights per layer (kernel (R, in, out), bias (R, out)).
 
@@ -494,11 +506,12 @@ def train_with_weights(
     """
     started = time.perf_counter()
     sizes = layer_sizes(data, spec.model)
-    R = spec.study.repeats
+    start, R = _span(spec, repeats)
     size = min(BLOCK_REPEATS, R)
     blocks = math.ceil(R / size)
     if weights is None:
-        weights = initial_weights(sizes, blocks * size, spec.study.seed)
+        weights = [(k[start:], b[start:])
+                   for k, b in initial_weights(sizes, start + blocks * size, spec.study.seed)]
     # The last block is filled up with copies of repeat 0; what they train is dropped.
     flat = [np.concatenate([a, np.repeat(a[:1], blocks * size - len(a), axis=0)])
             for pair in weights for a in pair]
@@ -518,7 +531,7 @@ def train_with_weights(
 
     def run_block(b: int) -> Any:
         params = [tf.constant(a[b * size:(b + 1) * size]) for a in flat]
-        out = program.run(params, *given, *rest, tf.constant(b * size, tf.int32))
+        out = program.run(params, *given, *rest, tf.constant(start + b * size, tf.int32))
         return tf.nest.map_structure(lambda t: t.numpy(), out)
 
     with ThreadPoolExecutor(max_workers=min(_threads(), blocks)) as pool:

@@ -181,21 +181,26 @@ def repeat_seed(seed: int, repeat: int) -> int:
 
 
 def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
-          weights: list[tuple[np.ndarray, np.ndarray]] | None = None) -> TrainResult:
-    """Train each repeat of ``config`` with ``model.fit``; every metric is measured clean."""
+          weights: list[tuple[np.ndarray, np.ndarray]] | None = None,
+          repeats: range | None = None) -> TrainResult:
+    """Train each repeat of ``config`` (``repeats``, default all) with ``model.fit``; every
+    metric is measured clean. Repeat r depends on (seed, r) only, so a block of repeats
+    (racing) gives the numbers a full run gives for them."""
     import keras
 
     started = time.perf_counter()
-    R = spec.study.repeats
+    chosen = range(spec.study.repeats) if repeats is None else repeats
+    R = len(chosen)
     if weights is None:
-        weights = initial_weights(layer_sizes(data, spec.model), R, spec.study.seed)
+        everyone = initial_weights(layer_sizes(data, spec.model), chosen.stop, spec.study.seed)
+        weights = [(k[chosen.start:], b[chosen.start:]) for k, b in everyone]
     points = record_epochs(spec.model.epochs, spec.study.record_every)
     curves = np.full((len(CURVE_NAMES), R, len(points)), np.nan)
     diverged_at = np.zeros(R, np.int64)
     final: tuple[np.ndarray, ...] | None = None
     measured = _UnderNoise(spec, data, R)
-    for r in range(R):
-        seed = repeat_seed(spec.study.seed, r)
+    for r, repeat in enumerate(chosen):
+        seed = repeat_seed(spec.study.seed, repeat)
         keras.utils.set_random_seed(seed)
         model = build_model(spec, data, config, [(k[r], b[r]) for k, b in weights], seed=seed)
         recorder = _recorder((data, spec.metric), points)

@@ -113,6 +113,16 @@ class Points:
 
 
 @dataclass(frozen=True)
+class RaceRow:
+    """How far racing let one configuration go: the seeds it ran, and why it stopped."""
+
+    config: str
+    seeds: int
+    state: str  # COMPLETE (ran to the maximum), PRUNED (stopped), or not finished
+    reason: str | None  # pruned_reason
+
+
+@dataclass(frozen=True)
 class ReportData:
     name: str
     metric: str
@@ -131,6 +141,13 @@ class ReportData:
     created: str
     advice: str  # the recommendation's text (analysis.recommend)
     diverged: int = 0  # configurations that diverged: done (deterministic), never run again
+    race: tuple[RaceRow, ...] = ()  # a racing study's configurations, most seeds first
+    pruned: int = 0  # configurations racing stopped: done
+
+    @property
+    def race_maximum(self) -> int:
+        """Seeds a configuration gets at most (study.repeats)."""
+        return int(self.spec.get("study", {}).get("repeats", 0))
 
     @property
     def completed(self) -> tuple[ConfigData, ...]:
@@ -146,7 +163,7 @@ class ReportData:
 
     @property
     def finished(self) -> bool:
-        done = len(self.completed) + self.diverged
+        done = len(self.completed) + self.diverged + self.pruned
         return done >= self.total and self.running == 0 and self.waiting == 0
 
     @property
@@ -207,7 +224,8 @@ def collect(study: optuna.Study, *, boundaries: bool = True,
         total=max(p.total, 1), running=p.running, waiting=p.waiting, failed=p.failed,
         configs=configs, rows=tuple(res.rows), curves=(), boundaries=(), points=None, notes=(),
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        advice=recommend(res).text, diverged=p.diverged,
+        advice=recommend(res).text, diverged=p.diverged, race=race_rows(spec_dict, res.rows),
+        pruned=p.pruned,
     )
     curves, notes = _curves(data, trials)
     data = replace(data, curves=curves, notes=notes)
@@ -217,6 +235,16 @@ def collect(study: optuna.Study, *, boundaries: bool = True,
         found, points, why = decision_boundaries(data, trials, progress)
         data = replace(data, boundaries=found, points=points, notes=(*data.notes, *why))
     return data
+
+
+def race_rows(spec: dict[str, Any], rows: Iterable[dict[str, Any]]) -> tuple[RaceRow, ...]:
+    """Seeds each configuration ran in a racing study (none for a study that does not race),
+    most first, then by the results' order (best first)."""
+    if "racing" not in spec:
+        return ()
+    found = [RaceRow(r["config"], int(r["n"] or 0), r["state"], r.get("pruned_reason"))
+             for r in rows]
+    return tuple(sorted(found, key=lambda r: -r.seeds))
 
 
 def _curves(data: ReportData, trials: dict[int, Any]) -> tuple[tuple[Curves, ...],

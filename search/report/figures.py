@@ -284,6 +284,30 @@ class Figure:
     figure: go.Figure
 
 
+def race_figure(data: ReportData) -> go.Figure:
+    """Racing: the seeds each configuration ran, stopped ones apart, with why they stopped."""
+    import plotly.graph_objects as go
+
+    rows = list(reversed(data.race))  # Plotly draws the first bar at the bottom
+    used = sum(r.seeds for r in data.race)
+    most = data.race_maximum * len(data.race)
+    fig = go.Figure()
+    for state, name, color in (("COMPLETE", "ran to the maximum", PALETTE[0]),
+                               ("PRUNED", "stopped by racing", BASELINE_COLOR)):
+        chosen = [r for r in rows if r.state == state]
+        fig.add_trace(go.Bar(
+            x=[r.seeds for r in chosen], y=[r.config for r in chosen], orientation="h",
+            name=name, marker={"color": color},
+            customdata=[r.reason or "" for r in chosen],
+            hovertemplate="%{y}: %{x} seeds<br>%{customdata}<extra></extra>"))
+    share = f" ({used / most:.0%} of {most})" if most else ""
+    fig.update_layout(title={"text": f"Seeds per configuration: {used} trained{share}"},
+                      xaxis={"title": {"text": "seeds run"}}, barmode="overlay",
+                      yaxis={"title": {"text": "configuration"}},
+                      height=max(300, 18 * len(rows) + 120))
+    return fig
+
+
 def figures(data: ReportData, compact: bool = False) -> list[Figure]:
     """The report's figures in reading order; a figure whose data is missing is left out.
 
@@ -302,13 +326,17 @@ def figures(data: ReportData, compact: bool = False) -> list[Figure]:
     if data.boundaries:
         out.append(Figure("noise-search-6-boundary", "Decision boundary",
                           boundary_figure(data, compact)))
+    if data.race:
+        out.append(Figure("noise-search-7-race", "Racing: seeds per configuration",
+                          race_figure(data)))
     if compact:
         short = {"noise-search-1-heatmap": f"Mean test {m}: placement × σ (baseline outlined)",
                  "noise-search-2-sigma": f"Mean test {m} against σ (95% CI bands)",
                  "noise-search-3-repeats": f"Test {m} of every repeat",
                  "noise-search-4-curves": f"Learning curves: train (blue) vs test {m}",
                  "noise-search-5-gap": f"Train vs test {m} (generalization gap)",
-                 "noise-search-6-boundary": "Decision boundary: baseline vs best (seed 0)"}
+                 "noise-search-6-boundary": "Decision boundary: baseline vs best (seed 0)",
+                 "noise-search-7-race": "Racing: seeds each configuration ran"}
         for f in out:
             f.figure.update_layout(height=None, title={"text": short[f.id], "font": {"size": 14}},
                                    margin={"l": 50, "r": 20, "t": 60, "b": 40})

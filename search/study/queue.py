@@ -5,11 +5,16 @@ study is created, and workers take trials from it: taking one is a state change 
 database under the study lock, so each grid point runs once however many workers share the
 study. A trial whose worker died (no heartbeat) is failed and its configuration queued again.
 For tpe / random only the baseline is queued; the sampler proposes the rest.
+
+A racing study (study/race.py) queues the same trials, but a trial comes back to the queue
+after each block of seeds, and is only taken when its next block does not wait for the
+round's decision.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -17,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.noise import NoiseConfig
 from search.spec import StudySpec
 from search.storage import study_lock
-from search.study import record
+from search.study import race, record
 from search.study._ids import trial_id
 from search.study.space import sampler, trial_params
 
@@ -51,8 +56,22 @@ def _take(storage: optuna.storages.RDBStorage, frozen: FrozenTrial) -> bool:
         return False
 
 
-def pop_waiting(study: optuna.Study,
-                storage: optuna.storages.RDBStorage) -> optuna.Trial | None:
+def _racing_order(study: optuna.Study, spec: StudySpec | None,
+                  trials: list[FrozenTrial]) -> tuple[list[FrozenTrial],
+                                                       Callable[[FrozenTrial], bool]]:
+    """The order in which queued trials are taken, and which may be taken: for a race, the
+    configurations with the fewest seeds first (rounds complete sooner), none whose next
+    block waits for a decision."""
+    settings = race.settings(spec) if spec is not None else None
+    if settings is None:
+        return trials, lambda frozen: True
+    up_to = race.decided(study)
+    ordered = sorted(trials, key=lambda t: (record.seeds_recorded(t), t.number))
+    return ordered, lambda frozen: race.ready(frozen, up_to, settings)
+
+
+def pop_waiting(study: optuna.Study, storage: optuna.storages.RDBStorage,
+                spec: StudySpec | None = None) -> optuna.Trial | None:
     """Take the first queued trial whose configuration still needs work.
 
     Under the study lock, so that SQLite (whose read-then-write is not atomic across
@@ -62,8 +81,10 @@ def pop_waiting(study: optuna.Study,
     """
     with study_lock(storage, study.study_name):
         trials = study.get_trials(deepcopy=False)
-        for frozen in trials:
-            if frozen.state != TrialState.WAITING or not _take(storage, frozen):
+        ordered, ready = _racing_order(study, spec, trials)
+        for frozen in ordered:
+            if (frozen.state != TrialState.WAITING or not ready(frozen)
+                    or not _take(storage, frozen)):
                 continue
             holder = _holder(trials, frozen)
             if holder is None:
@@ -79,7 +100,7 @@ def next_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, spec: S
                meta: record.StudyMeta) -> optuna.Trial | None:
     """A queued trial, or for tpe / random a new one the sampler proposes, until the study's
     total is done or held."""
-    trial = pop_waiting(study, storage)
+    trial = pop_waiting(study, storage, spec)
     if trial is not None or meta.sampler == "grid":
         return trial
     with study_lock(storage, study.study_name):
@@ -106,15 +127,27 @@ def enqueue_missing(study: optuna.Study, spec: StudySpec, configs: list[NoiseCon
     for config in configs:
         if config.key in taken:
             continue
-        study.enqueue_trial(trial_params(config, spec), user_attrs=record.queued_attrs(config),
-                            skip_if_exists=False)
+        blocks = race.carried(trials, config.key) if spec.racing is not None else {}
+        if blocks:  # a raced configuration's retry keeps the seeds it has: none is run twice
+            study.add_trial(optuna.trial.create_trial(
+                state=TrialState.WAITING, user_attrs=record.queued_attrs(config),
+                system_attrs={"fixed_params": trial_params(config, spec), **blocks}))
+        else:
+            study.enqueue_trial(trial_params(config, spec),
+                                user_attrs=record.queued_attrs(config), skip_if_exists=False)
         added += 1
     return added
 
 
-def recover(study: optuna.Study, storage: optuna.storages.RDBStorage, spec: StudySpec) -> int:
+def recover(study: optuna.Study, storage: optuna.storages.RDBStorage, spec: StudySpec,
+            meta: record.StudyMeta | None = None) -> int:
     """Fail trials whose worker stopped beating, and queue what the study still lacks of the
-    configurations it queues up front. Returns how many were queued (again)."""
+    configurations it queues up front; in a race, decide the rounds that are complete.
+    Returns how many trials were queued (again) plus rounds decided: 0 when nothing changed."""
     with study_lock(storage, study.study_name):
         optuna.storages.fail_stale_trials(study)
-        return enqueue_missing(study, spec, record.queued_configurations(spec))
+        queued = enqueue_missing(study, spec, record.queued_configurations(spec))
+        settings = race.settings(spec)
+        if settings is None or meta is None:
+            return queued
+        return queued + race.advance(study, storage, meta, settings)

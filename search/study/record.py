@@ -36,6 +36,7 @@ ENGINE_VERSION_ATTR = "engine_version"  # absent: version 1
 METRIC_ATTR = "metric"  # also a trial attribute: the metric of the values
 GRID_ATTR = "grid"  # configuration keys queued at creation (a sampler study: the baseline)
 DASHBOARD_STAMP_ATTR = "dashboard_figures_for"  # completed trials the saved figures show
+RACE_DECIDED_ATTR = "race_decided"  # racing: seeds per configuration whose round is decided
 
 # --- trial user attributes ---------------------------------------------------------------------
 CONFIG_ATTR = "config"  # the configuration's key: its identity, set when it is queued
@@ -67,6 +68,11 @@ CERTIFIED_ATTR = "certified"
 CURVES_ATTR = "noise_search:curves"  # {"epochs": [...], curve name: per repeat [...]}
 WEIGHTS_ATTR = "noise_search:weights"  # repeat 0's final parameters, when small enough
 MAX_STORED_WEIGHTS = 200_000  # numbers in all; a larger model's weights are not stored
+# Racing: one attribute per trained block of seeds (+ its first repeat index), written in one
+# storage call, so a block is recorded entirely or not at all: {"repeats": [start, stop],
+# "seconds", metric and loss values per repeat, "curves"}. The trial's aggregates, curves and
+# intermediate values are derived from the blocks.
+BLOCK_ATTR_PREFIX = "noise_search:block:"
 
 
 def sigma_attr(site: Site | str) -> str:
@@ -192,9 +198,27 @@ class TrialRecord:
 
     @property
     def done(self) -> bool:
-        """Needs no more work: completed, or failed by diverging (which would happen again)."""
-        return self.state == TrialState.COMPLETE or (self.state == TrialState.FAIL
-                                                     and self.diverged)
+        """Needs no more work: completed, stopped by racing (PRUNED), or failed by diverging
+        (which would happen again)."""
+        return self.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+            self.state == TrialState.FAIL and self.diverged)
+
+    @classmethod
+    def raced(cls, config: NoiseConfig, spec: StudySpec,
+              blocks: list[dict[str, Any]]) -> TrialRecord:
+        """The record of a configuration's seeds so far, from its stored blocks (in order)."""
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([np.asarray(b[name], np.float64) for b in blocks])
+
+        test, train = joined("test_metric"), joined("train_metric")
+        return cls(
+            config, config.key, state=TrialState.RUNNING, metric=spec.metric,
+            repeats=int(test.size), test_values=_rounded(test), train_values=_rounded(train),
+            test_loss_values=_rounded(joined("test_loss")),
+            train_loss_values=_rounded(joined("train_loss")),
+            test=stats.summarize(test), train=stats.summarize(train),
+            duration_s=round(sum(float(b["seconds"]) for b in blocks), 3),
+            engine=spec.study.engine)
 
     def identity_attrs(self) -> dict[str, Any]:
         """The configuration, as the queue, the SQL view and the dashboard read it."""
@@ -277,6 +301,46 @@ def weights_value(result: TrainResult) -> list[dict[str, Any]] | None:
     return [{"shape": list(np.shape(w)),
              "values": [float(f"{v:.9g}") for v in np.asarray(w, np.float32).ravel()]}
             for w in weights]
+
+
+def block_attr(start: int) -> str:
+    return f"{BLOCK_ATTR_PREFIX}{start}"
+
+
+def block_value(result: TrainResult, repeats: range, seconds: float) -> dict[str, Any]:
+    """The BLOCK_ATTR value of one trained block of seeds (full precision: the aggregates are
+    computed from it, as `measured` computes them from the unrounded values)."""
+    value: dict[str, Any] = {"repeats": [repeats.start, repeats.stop],
+                             "seconds": round(seconds, 3)}
+    for name in ("test_metric", "train_metric", "test_loss", "train_loss"):
+        value[name] = [float(v) for v in getattr(result, name)]
+    value["curves"] = curves_value(result)
+    return value
+
+
+def stored_blocks(trial: FrozenTrial) -> list[dict[str, Any]]:
+    """The racing blocks a trial recorded, contiguous from seed 0, in order."""
+    found = {int(k[len(BLOCK_ATTR_PREFIX):]): v for k, v in trial.system_attrs.items()
+             if k.startswith(BLOCK_ATTR_PREFIX)}
+    blocks, seeds = [], 0
+    while seeds in found:
+        blocks.append(found[seeds])
+        seeds = int(found[seeds]["repeats"][1])
+    return blocks
+
+
+def seeds_recorded(trial: FrozenTrial) -> int:
+    blocks = stored_blocks(trial)
+    return int(blocks[-1]["repeats"][1]) if blocks else 0
+
+
+def merged_curves(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The CURVES_ATTR value of a raced trial: its blocks' curves, repeats in order."""
+    merged: dict[str, Any] = {"epochs": blocks[0]["curves"]["epochs"]}
+    for name in blocks[0]["curves"]:
+        if name != "epochs":
+            merged[name] = [row for b in blocks for row in b["curves"][name]]
+    return merged
 
 
 def stored_weights(trial: FrozenTrial) -> tuple[np.ndarray, ...] | None:
@@ -378,10 +442,11 @@ class Progress:
     running: int  # trials
     waiting: int
     failed: int  # trials failed otherwise (interrupted, errors, duplicates): run again
+    pruned: int = 0  # configurations racing stopped early: done
 
     @property
     def done(self) -> int:
-        return self.complete + self.diverged
+        return self.complete + self.diverged + self.pruned
 
     @property
     def finished(self) -> bool:
@@ -392,9 +457,10 @@ def progress(meta: StudyMeta, trials: Iterable[FrozenTrial]) -> Progress:
     trials = list(trials)
     read = records(trials)
     complete = {r.key for r in read if r.state == TrialState.COMPLETE}
-    diverged = {r.key for r in read if r.done} - complete
+    pruned = {r.key for r in read if r.state == TrialState.PRUNED} - complete
+    diverged = {r.key for r in read if r.done} - complete - pruned
     count = {state: sum(t.state == state for t in trials) for state in TrialState}
     return Progress(meta.total, len(complete), len(diverged), count[TrialState.RUNNING],
                     count[TrialState.WAITING],
                     count[TrialState.FAIL] - sum(r.state == TrialState.FAIL and r.diverged
-                                                 for r in read))
+                                                 for r in read), len(pruned))

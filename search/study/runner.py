@@ -1,5 +1,6 @@
 """StudyRunner: a worker on one study, taking configurations and training them until none is
-left. One trial is one noise configuration, its repeats trained together by the engine.
+left. One trial is one noise configuration, its repeats trained together by the engine; in a
+racing study (study/race.py) a trial is taken once per block of seeds.
 
 The runner is the only place that talks to a running Optuna trial; what it writes is the
 study record (search.study.record).
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import optuna
@@ -25,19 +27,24 @@ from search.data import Dataset, load_dataset
 from search.engine._common import TrainResult
 from search.noise import NoiseConfig
 from search.spec import StudySpec
-from search.storage import retrying
-from search.study import queue, record
+from search.storage import retrying, study_lock
+from search.study import queue, race, record
 from search.study._ids import trial_id
 from search.study.heartbeat import Heartbeat
 from search.study.opening import open_study
 from search.study.space import suggest
 
-Trainer = Callable[[StudySpec, Dataset, NoiseConfig], TrainResult]
+# (spec, data, config) -> all repeats; a racing study also passes repeats=range(start, stop).
+Trainer = Callable[..., TrainResult]
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """What one finished trial reports to the caller (progress bar, summaries)."""
+    """What one finished trial (or, racing, one block of seeds) reports to the caller.
+
+    A raced block leaves its trial WAITING for the next block, or PRUNED (``failure`` then
+    says why it stopped), or COMPLETE; ``summary`` is over the seeds recorded so far.
+    """
 
     number: int
     config: NoiseConfig
@@ -66,6 +73,7 @@ class StudyRunner:
         meta = record.StudyMeta.read(self.study)
         assert meta is not None  # open_study stored it
         self.meta = meta
+        self.race = race.settings(spec)
 
     # -- the queue --------------------------------------------------------------------------
 
@@ -83,7 +91,7 @@ class StudyRunner:
 
         Returns how many configurations were queued (again).
         """
-        return queue.recover(self.study, self.storage, self.spec)
+        return queue.recover(self.study, self.storage, self.spec, self.meta)
 
     def run(self, on_done: Callable[[TrialOutcome], None] | None = None,
             poll_seconds: float = 2.0,
@@ -140,11 +148,19 @@ class StudyRunner:
             trial.set_user_attr(key, value)
         return config
 
-    def _train_trial(self, trial: optuna.Trial) -> tuple[NoiseConfig, TrainResult]:
+    def _train_trial(self, trial: optuna.Trial,
+                     block: range | None = None) -> tuple[NoiseConfig, Any]:
+        """Train the trial's configuration: all repeats, or (racing) the repeats of ``block``
+        (an empty block trains nothing: the seeds were all recorded before a crash)."""
         try:
             with Heartbeat(self.storage, trial_id(trial), self.storage.get_heartbeat_interval()):
                 config = retrying(lambda: self._start(trial), f"starting trial {trial.number}")
-                result = self._train(self.spec, self.data, config)
+                result: TrainResult | None
+                if block is None:
+                    result = self._train(self.spec, self.data, config)
+                else:
+                    result = (self._train(self.spec, self.data, config, repeats=block)
+                              if len(block) else None)
                 if self._stop is not None and self._stop.is_set():
                     raise KeyboardInterrupt  # delivered while training, but swallowed
         except BaseException as exc:
@@ -154,6 +170,8 @@ class StudyRunner:
         return config, result
 
     def run_trial(self, trial: optuna.Trial) -> TrialOutcome:
+        if self.race is not None:
+            return self._run_block(trial)
         started = time.perf_counter()
         config, result = self._train_trial(trial)
         seconds = time.perf_counter() - started
@@ -180,6 +198,78 @@ class StudyRunner:
                                 "taken over: its heartbeat was lost, the configuration is "
                                 "run again")
         return TrialOutcome(trial.number, config, TrialState.COMPLETE, measured.test, seconds)
+
+    # -- racing: one block of seeds -----------------------------------------------------------
+
+    def _run_block(self, trial: optuna.Trial) -> TrialOutcome:
+        assert self.race is not None
+        what = f"recording trial {trial.number}"
+        seeds = retrying(lambda: record.seeds_recorded(self.storage.get_trial(trial_id(trial))),
+                         f"reading trial {trial.number}")
+        block = race.next_block(seeds, self.race)
+        started = time.perf_counter()
+        config, result = self._train_trial(trial, block)
+        seconds = time.perf_counter() - started
+        try:
+            if result is not None and result.diverged:
+                reason = result.divergence_reason()
+                retrying(lambda: self._record_divergence(trial, reason, seconds), what)
+                return TrialOutcome(trial.number, config, TrialState.FAIL, None, seconds, reason)
+            state, summary, why = retrying(
+                lambda: self._record_block(trial, config, block, result, seconds), what)
+        except KeyboardInterrupt:
+            self._fail_quietly(trial, "interrupted")
+            raise
+        return TrialOutcome(trial.number, config, state, summary, seconds, why)
+
+    def _record_block(self, trial: optuna.Trial, config: NoiseConfig, block: range,
+                      result: TrainResult | None, seconds: float,
+                      ) -> tuple[TrialState, stats.Summary | None, str | None]:
+        """Record a trained block (one storage call: all of it or nothing), derive the trial's
+        aggregates from its blocks, park or complete it, and decide the rounds now complete.
+        Under the study lock, so that a round is decided once, after its last block."""
+        assert self.race is not None
+        tid = trial_id(trial)
+        with study_lock(self.storage, self.study.study_name):
+            frozen = self.storage.get_trial(tid)
+            seeds = record.seeds_recorded(frozen)
+            # A retry after a lost connection may find its own block recorded already.
+            ours = seeds == block.stop and result is not None and block.stop > block.start
+            if frozen.state != TrialState.RUNNING or (seeds != block.start and not ours):
+                return (frozen.state, None, "taken over: its heartbeat was lost, the block is "
+                                            "run again")
+            blocks = record.stored_blocks(frozen)
+            if result is not None and not ours:
+                value = record.block_value(result, block, seconds)
+                self.storage.set_trial_system_attr(tid, record.block_attr(block.start), value)
+                blocks.append(value)
+                weights = record.weights_value(result) if block.start == 0 else None
+                if weights is not None:
+                    self.storage.set_trial_system_attr(tid, record.WEIGHTS_ATTR, weights)
+            measured = self._derive(tid, frozen, config, blocks)
+            race.advance(self.study, self.storage, self.meta, self.race)
+            after = self.storage.get_trial(tid)
+        return after.state, measured.test, after.user_attrs.get(record.PRUNED_REASON_ATTR)
+
+    def _derive(self, tid: int, frozen: optuna.trial.FrozenTrial, config: NoiseConfig,
+                blocks: list[dict[str, Any]]) -> record.TrialRecord:
+        """The trial's aggregates, curves and intermediate values (one per seed, step = its
+        repeat index) from its blocks; then COMPLETE at the maximum, else WAITING."""
+        assert self.race is not None
+        measured = record.TrialRecord.raced(config, self.spec, blocks)
+        for key, value in measured.to_attrs(identity=False).items():
+            self.storage.set_trial_user_attr(tid, key, value)
+        self.storage.set_trial_system_attr(tid, record.CURVES_ATTR,
+                                           record.merged_curves(blocks))
+        for repeat, value in enumerate(measured.test_values or ()):
+            if repeat not in frozen.intermediate_values:
+                self.storage.set_trial_intermediate_value(tid, repeat, value)
+        assert measured.test is not None
+        if (measured.repeats or 0) >= self.race.maximum:
+            self.storage.set_trial_state_values(tid, TrialState.COMPLETE, [measured.test.mean])
+        else:  # back to the queue for its next block (RUNNING -> WAITING)
+            self.storage.set_trial_state_values(tid, TrialState.WAITING)
+        return measured
 
     def _record_divergence(self, trial: optuna.Trial, reason: str, seconds: float) -> None:
         for key, value in record.failure_attrs(reason, diverged=True, seconds=seconds).items():
