@@ -412,7 +412,7 @@ def dashboard(storage: str | None, host: str, port: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    from search.storage import is_outage, mask_password
+    from search.storage import disk_full_message, is_disk_full, is_outage, mask_password
     from search.storage.urls import first_line
 
     try:
@@ -436,12 +436,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # A storage call outside the retry policy, or one that outlived it unnoticed: the
         # database went away; that is one line, not a traceback. Anything else is a bug.
-        if not is_outage(exc):
+        if not (is_outage(exc) or is_disk_full(exc)):
             raise
         if debugging():
             traceback.print_exc()
-        click.echo(f"noise-search: error: lost the storage: {first_line(exc.__cause__ or exc)}",
-                   err=True)
+        line = (disk_full_message(exc, "running the command") if is_disk_full(exc)
+                else f"lost the storage: {first_line(exc.__cause__ or exc)}")
+        click.echo(f"noise-search: error: {line}", err=True)
         return 2
 
 

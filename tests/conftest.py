@@ -1,6 +1,14 @@
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -201,3 +209,58 @@ def storage_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'storage.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def private_postgres(auth: str = "trust") -> Iterator[SimpleNamespace]:
+    """A PostgreSQL server of this test's own, on a free port: stopping and starting it
+    disturbs nobody else (the shared test server serves other tests at the same time).
+
+    Yields .url (postgresql+psycopg, with the password), .stop() (fast shutdown: open
+    connections are cut) and .start(); the server is removed afterwards. ``auth``: the
+    pg_hba method for every connection ("trust", "scram-sha-256").
+    """
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        if os.environ.get("NOISE_SEARCH_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are required")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    as_owner: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="ns-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        as_owner = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(root, "postgres")
+    password = "Pw" + uuid.uuid4().hex[:12]
+    (root / "pw").write_text(password)
+    if as_owner:
+        shutil.chown(root / "pw", "postgres")
+    port = _free_port()
+    run = functools.partial(subprocess.run, check=True, capture_output=True, timeout=120)
+    run([*as_owner, initdb, "-D", str(root / "data"), "-U", "postgres", "-A", auth,
+         f"--pwfile={root / 'pw'}", "--no-sync"])
+    ctl = [*as_owner, pg_ctl, "-D", str(root / "data"), "-l", str(root / "log"), "-w"]
+    start = [*ctl, "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+             "start"]
+    stop = [*ctl, "-m", "fast", "stop"]
+    run(start)
+    try:
+        yield SimpleNamespace(
+            url=f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/postgres",
+            stop=lambda: run(stop), start=lambda: run(start))
+    finally:
+        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)

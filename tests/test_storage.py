@@ -3,15 +3,13 @@ outages, and passwords kept out of everything a person or the database sees."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import multiprocessing
 import os
-import shutil
 import socket
 import sqlite3
 import subprocess
-import tempfile
+import sys
 import threading
 import time
 import uuid
@@ -31,7 +29,9 @@ from search.study.opening import open_study
 from search.study.record import CONFIG_ATTR, SPEC_ATTR, queued_attrs
 from search.study.runner import StudyRunner
 from search.study.space import trial_params
-from tests.conftest import FakeTrainer
+from tests.conftest import TINY_STUDY, FakeTrainer, private_postgres
+
+TINY_STUDY_13 = TINY_STUDY.replace("std = [0.1, 0.3]", "std = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]")
 
 
 def _trials(url: str, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
@@ -207,14 +207,6 @@ def test_a_server_that_does_not_answer_times_out_in_seconds(capsys):
     assert 3 < elapsed < 15
 
 
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(candidates[-1]) if candidates else None
-
-
 @pytest.fixture
 def password_server():
     """A private PostgreSQL server that checks passwords (scram-sha-256), on a free port.
@@ -222,34 +214,8 @@ def password_server():
     The shared test server trusts local connections, so a wrong password would pass there.
     Yields (url with the right password, stop) and removes the server afterwards.
     """
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        if os.environ.get("NOISE_SEARCH_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are required")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    as_owner: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="ns-pg-"))
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        as_owner = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-    password = "Pw" + uuid.uuid4().hex[:12]
-    (root / "pw").write_text(password)
-    if as_owner:
-        shutil.chown(root / "pw", "postgres")
-    port = _free_port()
-    run = functools.partial(subprocess.run, check=True, capture_output=True, timeout=120)
-    run([*as_owner, initdb, "-D", str(root / "data"), "-U", "postgres", "-A", "scram-sha-256",
-         f"--pwfile={root / 'pw'}", "--no-sync"])
-    start = [*as_owner, pg_ctl, "-D", str(root / "data"), "-l", str(root / "log"), "-w",
-             "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"]
-    stop = [*as_owner, pg_ctl, "-D", str(root / "data"), "-m", "immediate", "-w", "stop"]
-    run([*start, "start"])
-    try:
-        yield (f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/postgres",
-               lambda: run(stop))
-    finally:
-        subprocess.run(stop, capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+    with private_postgres("scram-sha-256") as server:
+        yield server.url, server.stop
 
 
 @pytest.mark.processes
@@ -465,3 +431,46 @@ def test_a_reader_queries_the_database_throughout_a_run(write_study, tmp_path, f
         done.set()
         reader.join()
     assert refused == [] and len(reads) > 10 and reads[-1] == 5
+
+
+# --- a full disk (SQLite) -----------------------------------------------------------------------
+
+_FULL_DISK_RUN = """\
+import resource, signal, sys
+from types import SimpleNamespace
+import search.engine
+from tests.conftest import FakeTrainer
+trainer = FakeTrainer()
+search.engine.load = lambda name: SimpleNamespace(NAME=name, train=trainer)
+from search.storage import open_storage
+open_storage(sys.argv[2])  # a fresh database, then no file may grow past the limit
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails (EFBIG), as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_500_000, 1_500_000))
+from search.cli import main
+sys.exit(main(["run", sys.argv[1], "--storage", sys.argv[2], "--quiet"]))
+"""
+
+
+@pytest.mark.processes
+def test_a_full_disk_is_one_line_and_the_study_resumes(write_study, tmp_path, monkeypatch,
+                                                       fake_engine, capsys):
+    """SQLite's file cannot grow (RLIMIT_FSIZE stands in for a full disk): the run stops at
+    once with one line, the configurations recorded before are kept, and the same command
+    finishes the study once there is room."""
+    path = write_study(TINY_STUDY_13)
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "NOISE_SEARCH_HEARTBEAT": "1", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", _FULL_DISK_RUN, str(path), url], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("noise-search: error: cannot write to the database while ")
+    assert "(is the disk full?); what was recorded before is kept" in done.stderr
+    kept = [t for t in _trials(url) if t.state == TrialState.COMPLETE]
+    assert 0 < len(kept) < 13
+    monkeypatch.setenv("NOISE_SEARCH_HEARTBEAT", "1")  # the cut-off trial goes stale at once
+    assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
+    complete = [t.user_attrs[CONFIG_ATTR] for t in _trials(url) if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(set(complete)) and len(complete) == 13
+    assert set(fake_engine.calls).isdisjoint(t.user_attrs[CONFIG_ATTR] for t in kept)

@@ -11,7 +11,13 @@ from contextlib import contextmanager
 
 import optuna
 
-from search.storage.connect import is_outage, open_storage, retrying
+from search.storage.connect import (
+    disk_full_message,
+    is_disk_full,
+    is_outage,
+    open_storage,
+    retrying,
+)
 from search.storage.locks import named_lock
 from search.storage.urls import (
     DEFAULT_STORAGE,
@@ -22,7 +28,8 @@ from search.storage.urls import (
     resolve_url,
 )
 
-__all__ = ["DEFAULT_STORAGE", "STORAGE_ENV", "check_shareable", "heartbeat_seconds", "is_outage",
+__all__ = ["DEFAULT_STORAGE", "STORAGE_ENV", "check_shareable", "disk_full_message",
+           "heartbeat_seconds", "is_disk_full", "is_outage",
            "mask_password", "named_lock", "open_storage", "resolve_url", "retrying",
            "study_lock"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -111,14 +112,38 @@ def _schema_lock(url: str) -> Iterator[None]:
         engine.dispose()
 
 
+# SQLite's words for a write the file system refused: ENOSPC ("full") or another write error
+# such as EFBIG, a file-size limit ("disk I/O error"). Not an outage: waiting rarely helps.
+_SQLITE_WRITE_REFUSED = ("database or disk is full", "disk I/O error")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite failing to write its file (a full disk, a size limit)."""
+    for err in (exc, exc.__cause__, exc.__context__):
+        orig = getattr(err, "orig", None)
+        if isinstance(orig, sqlite3.OperationalError) and any(
+                words in str(orig) for words in _SQLITE_WRITE_REFUSED):
+            return True
+    return False
+
+
 def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` says the database could not be reached (worth retrying), not bad data."""
+    if is_disk_full(exc):
+        return False
     for err in (exc, exc.__cause__, exc.__context__):
         if isinstance(err, DBAPIError) and (err.connection_invalidated
                                             or isinstance(err, sa.exc.OperationalError
                                                           | sa.exc.InterfaceError)):
             return True
     return False
+
+
+def disk_full_message(exc: BaseException, what: str) -> str:
+    """One line for a database file that cannot grow: what happened and what is kept."""
+    return (f"cannot write to the database while {what}: {first_line(exc.__cause__ or exc)} "
+            "(is the disk full?); what was recorded before is kept: free space and run the "
+            "same command again to resume")
 
 
 def retrying(call: Callable[[], T], what: str,
@@ -135,6 +160,8 @@ def retrying(call: Callable[[], T], what: str,
         try:
             return call()
         except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            if is_disk_full(exc):
+                raise StorageError(disk_full_message(exc, what)) from None
             if not is_outage(exc):
                 raise
             reason = first_line(exc.__cause__ or exc)
