@@ -1,8 +1,10 @@
-"""Datasets: sklearn generators and CSV files, split as the tutorial does, scaled on train rows.
+"""Datasets: sklearn generators, CSV files, scikit-learn's digits and arrays of your own
+(an .npz file or a Python loader), split as the tutorial does, scaled on train rows.
 
 The first ``n_train`` rows train and the rest test, exactly as the tutorial
-slices ``X[:n_train]``; scaling is fitted on the training rows only, so the
-test rows never leak into it.
+slices ``X[:n_train]`` (an .npz file or a loader gives its own split); scaling is fitted on
+the training rows only, so the test rows never leak into it. Features keep their shape
+((n, 8, 8) digits stay images) for a model builder; the built-in MLP gets them flattened.
 
 The task (binary / multiclass / regression) is decided here, once, by :func:`task_of`;
 each generator's defaults and the [data] keys it takes live in :data:`GENERATORS`, which
@@ -45,7 +47,8 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        return int(self.x_train.shape[1])
+        """Numbers per example (an (n, 8, 8) image has 64)."""
+        return int(np.prod(self.x_train.shape[1:]))
 
     @property
     def n_outputs(self) -> int:
@@ -116,12 +119,29 @@ GENERATORS: dict[str, Generator] = {
     "friedman1": Generator("make_friedman1", _SAMPLED, {"n_features": 10}, regression=True),
 }
 CSV_KEYS = frozenset({"path", "target", "task"})
-DATASETS: tuple[str, ...] = (*GENERATORS, "csv")
+# Datasets that are not generated: their own [data] keys. npz and python give their own split.
+FILE_KEYS: dict[str, frozenset[str]] = {
+    "csv": CSV_KEYS, "digits": frozenset(), "npz": frozenset({"path", "task"}),
+    "python": frozenset({"loader", "task"})}
+SPLIT_GIVEN = frozenset({"npz", "python"})
+DIGITS_ROWS = 1797  # sklearn.datasets.load_digits(): 8x8 images of 10 digits, bundled
+DATASETS: tuple[str, ...] = (*GENERATORS, *FILE_KEYS)
 
 
 def dataset_keys(dataset: str) -> frozenset[str]:
     """The dataset-specific [data] keys ``dataset`` reads."""
-    return CSV_KEYS if dataset == "csv" else GENERATORS[dataset].takes
+    return FILE_KEYS[dataset] if dataset in FILE_KEYS else GENERATORS[dataset].takes
+
+
+def fixed_rows(d: DataSpec) -> int | None:
+    """Rows known from the study file alone (None: counted when the data is read)."""
+    if d.dataset in GENERATORS:
+        return d.n_samples
+    return DIGITS_ROWS if d.dataset == "digits" else None
+
+
+def rows_name(d: DataSpec) -> str:
+    return "data.n_samples" if d.dataset in GENERATORS else f"the rows of {d.dataset!r}"
 
 
 def task_of(d: DataSpec, n_labels: int | None = None) -> str:
@@ -130,7 +150,9 @@ def task_of(d: DataSpec, n_labels: int | None = None) -> str:
     A generator's follows from the file. A csv classification's follows from its labels,
     counted when the file is read (``n_labels``); until then it is 'classification'.
     """
-    if d.dataset == "csv":
+    if d.dataset == "digits":
+        return "multiclass"
+    if d.dataset in FILE_KEYS:
         regression, classes = d.task == "regression", n_labels
     else:
         gen = GENERATORS[d.dataset]
@@ -269,6 +291,11 @@ def _csv_targets(spec: StudySpec, cells: list[str]) -> tuple[np.ndarray, str]:
 
 def _load_arrays(spec: StudySpec) -> tuple[np.ndarray, np.ndarray, str, tuple[str, ...]]:
     d = spec.data
+    if d.dataset == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return digits.images, digits.target, "multiclass", tuple(f"pixel{i}" for i in range(64))
     if d.dataset != "csv":
         x, y = _generate(d, str(spec.source))
         return x, y, task_of(d), tuple(f"x{i}" for i in range(x.shape[1]))
@@ -287,15 +314,40 @@ def _scaler(kind: str) -> Any:
     return StandardScaler() if kind == "standard" else MinMaxScaler()
 
 
+def _split(spec: StudySpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, tuple[str, ...]]:
+    """(x_train, x_test, y of both in order, task, feature names)."""
+    d = spec.data
+    if d.dataset in SPLIT_GIVEN:
+        from search.data_files import read_given_split
+
+        x_train, y_train, x_test, y_test = read_given_split(spec)
+        classes = None if d.task == "regression" else len(np.unique(y_train))
+        names = tuple(f"x{i}" for i in range(int(np.prod(x_train.shape[1:]))))
+        return x_train, x_test, np.concatenate([y_train, y_test]), task_of(d, classes), names
+    x, y, task, names = _load_arrays(spec)
+    return x[: d.n_train], x[d.n_train :], np.asarray(y), task, names
+
+
+def _scaled(kind: str, x_train: np.ndarray, x_test: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Every feature (every pixel of an image) scaled on the training rows; shapes kept."""
+    if kind == "none":
+        return x_train, x_test
+    flat = [x.reshape(len(x), -1) for x in (x_train, x_test)]
+    scaler = _scaler(kind).fit(flat[0])
+    return (scaler.transform(flat[0]).reshape(x_train.shape),
+            scaler.transform(flat[1]).reshape(x_test.shape))
+
+
 def load_dataset(spec: StudySpec) -> Dataset:
     """Make or read the data, split it (first n_train rows train), scale on the train rows."""
     d = spec.data
-    x, y, task, names = _load_arrays(spec)
-    x = np.asarray(x, dtype=np.float64)
-    x_train, x_test = x[: d.n_train], x[d.n_train :]
-    if d.scale != "none":
-        scaler = _scaler(d.scale).fit(x_train)
-        x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
+    x_train, x_test, y, task, names = _split(spec)
+    n_train = len(x_train)
+    x_train, x_test = _scaled(d.scale, np.asarray(x_train, np.float64),
+                              np.asarray(x_test, np.float64))
+    if spec.model.builder is None:  # the built-in MLP takes vectors
+        x_train, x_test = x_train.reshape(n_train, -1), x_test.reshape(len(x_test), -1)
     if task == "multiclass":
         n_classes = int(np.max(y)) + 1
         y_all: np.ndarray = np.asarray(y, dtype=np.int32)
@@ -304,13 +356,13 @@ def load_dataset(spec: StudySpec) -> Dataset:
         y_col = np.asarray(y, dtype=np.float64).reshape(-1, 1)
         if task == "regression" and d.scale_target not in (None, "none"):
             # Fitted on the training rows only, like the features.
-            y_col = _scaler(d.scale_target).fit(y_col[: d.n_train]).transform(y_col)
+            y_col = _scaler(d.scale_target).fit(y_col[:n_train]).transform(y_col)
         y_all = y_col.astype(np.float32)
     return Dataset(
         x_train=np.ascontiguousarray(x_train, dtype=np.float32),
-        y_train=y_all[: d.n_train],
+        y_train=y_all[:n_train],
         x_test=np.ascontiguousarray(x_test, dtype=np.float32),
-        y_test=y_all[d.n_train :],
+        y_test=y_all[n_train:],
         task=task,
         n_classes=n_classes,
         feature_names=names,

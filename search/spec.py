@@ -19,7 +19,15 @@ from typing import Any
 from search import data as datasets
 from search import engine
 from search.errors import NoiseSearchError
-from search.noise import KINDS, SITE_NAMES, NoiseConfig, expand_grid, parse_placement
+from search.noise import (
+    KINDS,
+    SITE_NAMES,
+    NoiseConfig,
+    expand_grid,
+    is_site_name,
+    parse_placement,
+    site_name,
+)
 
 
 class SpecError(NoiseSearchError):
@@ -130,12 +138,26 @@ def std_list() -> Check:
     return check
 
 
+def function_ref() -> Check:
+    allowed = "a 'file.py:function' string (the file relative to the study file)"
+
+    def check(v: Any) -> str:
+        path, sep, name = v.rpartition(":") if isinstance(v, str) else ("", "", "")
+        if not sep or not path.strip() or not name.isidentifier():
+            raise _Invalid(allowed)
+        return v
+
+    return check
+
+
+# The built-in MLP's sites; a builder study's sites are the builder's (checked across keys).
+PLACEMENTS_ALLOWED = ("a non-empty list of placements, each a site or sites joined by '+' ("
+                      + ", ".join(SITE_NAMES) + ")")
+SITE_STD_ALLOWED = "a table site -> list of σ, with sites among " + ", ".join(SITE_NAMES)
+
+
 def placement_list() -> Check:
-    allowed = (
-        "a non-empty list of placements, each a site or sites joined by '+' ("
-        + ", ".join(SITE_NAMES)
-        + ")"
-    )
+    allowed = PLACEMENTS_ALLOWED
 
     def check(v: Any) -> tuple[str, ...]:
         if isinstance(v, str):
@@ -144,21 +166,21 @@ def placement_list() -> Check:
             raise _Invalid(allowed)
         out = []
         for text in v:
-            try:
-                sites = parse_placement(text)
+            try:  # any site name here: whose sites they are is checked across keys
+                sites = parse_placement(text, allowed=None)
             except ValueError:
                 raise _Invalid(allowed) from None
             if not sites:
                 raise _Invalid(allowed + "; the baseline 'none' is always included, "
                                "do not list it")
-            out.append("+".join(s.value for s in sites))
+            out.append("+".join(site_name(s) for s in sites))
         return tuple(out)
 
     return check
 
 
 def site_grid_table() -> Check:
-    allowed = "a table site -> list of σ, with sites among " + ", ".join(SITE_NAMES)
+    allowed = SITE_STD_ALLOWED
 
     def check(v: Any) -> tuple[tuple[str, tuple[float, ...]], ...]:
         if not isinstance(v, dict):
@@ -166,7 +188,7 @@ def site_grid_table() -> Check:
         grid = std_list()
         out = []
         for site, values in v.items():
-            if site not in SITE_NAMES:
+            if site not in SITE_NAMES and not is_site_name(site):
                 raise _Invalid(allowed)
             try:
                 out.append((site, grid(values)))
@@ -223,10 +245,12 @@ class DataSpec:
     centers: int | None = _key(optional(integer(2)), None)
     cluster_std: float | None = _key(optional(number(0, exclusive=True)), None)
     factor: float | None = _key(optional(number(0, exclusive=True)), None)
-    # csv only
+    # csv and npz: the file; csv: the target column; csv, npz and python: the task
     path: str | None = _key(optional(string()), None)
     target: str | None = _key(optional(string()), None)
     task: str | None = _key(optional(choice("classification", "regression")), None)
+    # python only: a function returning x_train, y_train, x_test, y_test
+    loader: str | None = _key(optional(function_ref()), None)
     # Regression targets scaled like the features, fitted on the training rows ("none" when
     # absent). Unscaled targets such as make_regression's (sd ~150) leave Adam at lr 0.001
     # thousands of epochs from the right output scale; with "standard", rmse / mse and the
@@ -247,6 +271,8 @@ class ModelSpec:
     learning_rate: float | None = _key(optional(number(0, exclusive=True)), None)
     # Keras's SGD refuses a momentum outside [0, 1]; the fast engine follows the same rule.
     momentum: float = _key(number(0, maximum=1), 0.0)
+    # Your own Keras model instead of the MLP: build(noise) -> keras.Model (search.builder).
+    builder: str | None = _key(optional(function_ref()), None)
 
 
 @dataclass(frozen=True)
@@ -342,7 +368,7 @@ SECTIONS: dict[str, type] = {
 OPTIONAL_SECTIONS = frozenset({"robustness", "racing"})
 # Keys added to a section after studies were stored: to_dict() leaves them out at their
 # default, so an older stored spec (without them) still compares equal.
-_OMITTED_AT_DEFAULT = frozenset({"study.objective"})
+_OMITTED_AT_DEFAULT = frozenset({"study.objective", "model.builder", "data.loader"})
 
 # Keys that may change between runs of one study without mixing results.
 RESUMABLE_KEYS = frozenset({"study.n_trials"})
@@ -382,9 +408,9 @@ class StudySpec:
 
     def configurations(self) -> list[NoiseConfig]:
         """The grid: baseline first, then every placement × σ."""
-        return expand_grid(
-            self.noise.placements, self.noise.std, dict(self.noise.site_std), self.noise.kind
-        )
+        allowed = None if self.model.builder else SITE_NAMES  # a builder's sites: any names
+        return expand_grid(self.noise.placements, self.noise.std, dict(self.noise.site_std),
+                           self.noise.kind, allowed)
 
     def to_dict(self) -> dict[str, Any]:
         """The effective spec as JSON-able data: stored with the study, compared on resume."""
@@ -543,12 +569,16 @@ def from_dict(
     for name in ("data", "noise"):
         if name not in raw:
             raise SpecError(f"{origin.file}: missing section [{name}]")
+    if isinstance(tables["model"], dict) and tables["model"].get("builder") is not None \
+            and isinstance(tables["study"], dict) and "engine" not in tables["study"]:
+        tables["study"] = {**tables["study"], "engine": "keras"}  # a builder's model is Keras
     built = {name: _build_section(cls, tables[name], name, origin)
              for name, cls in SECTIONS.items()
              if name in raw or name not in OPTIONAL_SECTIONS}
     spec = StudySpec(source=Path(source), **built)
-    problem = next(iter(_data_keys_apply(spec.data, tables["data"]) or _across_keys(spec)),
-                   None)
+    problem = next(iter(_data_keys_apply(spec.data, tables["data"])
+                        or _model_keys_apply(spec.model, tables["model"])
+                        or _across_keys(spec)), None)
     if problem is not None:
         raise origin.error(*problem)
     return spec
@@ -563,6 +593,8 @@ def _data_keys_apply(data: DataSpec, given: Mapping[str, Any]) -> Problems:
     """A [data] key the dataset does not read must not be set. A stored spec (``to_dict``)
     holds every key, the unused ones at their defaults, so a default is not "set"."""
     usable = datasets.dataset_keys(data.dataset) | _COMMON_DATA_KEYS
+    if data.dataset in datasets.SPLIT_GIVEN:
+        usable -= {"n_train"}  # the file or the loader gives the split
     defaults = {f.name: f.default for f in dataclasses.fields(DataSpec)}
     for key, value in given.items():
         if key not in usable and value != defaults[key]:
@@ -571,22 +603,41 @@ def _data_keys_apply(data: DataSpec, given: Mapping[str, Any]) -> Problems:
     return []
 
 
-def _csv_names_path_and_target(spec: StudySpec) -> Problems:
+# A model builder's own choices: these keys shape the built-in MLP only.
+_MLP_ONLY_KEYS = ("hidden", "activation")
+
+
+def _model_keys_apply(model: ModelSpec, given: Mapping[str, Any]) -> Problems:
+    """With a builder, keys that shape the built-in MLP must not be set (as _data_keys_apply)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelSpec)}
+    for key in _MLP_ONLY_KEYS:
+        if model.builder is not None and key in given and given[key] != defaults[key]:
+            return [(f"model.{key}", "does not apply with 'model.builder' (the builder makes "
+                                     "the layers)")]
+    return []
+
+
+_REQUIRED_DATA_KEYS = {"csv": ("path", "target"), "npz": ("path",), "python": ("loader",)}
+
+
+def _dataset_names_its_source(spec: StudySpec) -> Problems:
     d = spec.data
-    return [(f"data.{key}", f"is required for dataset 'csv' (a {key} string)")
-            for key in ("path", "target") if d.dataset == "csv" and getattr(d, key) is None]
+    return [(f"data.{key}", f"is required for dataset {d.dataset!r} (a {key} string)")
+            for key in _REQUIRED_DATA_KEYS.get(d.dataset, ()) if getattr(d, key) is None]
 
 
 def _rows_remain_to_test(spec: StudySpec) -> Problems:
-    d = spec.data  # a csv file's rows are counted when it is read (search.data)
-    if d.dataset != "csv" and d.n_train >= d.n_samples:
-        return [("data.n_train", f"must be < data.n_samples ({d.n_samples}) so that rows "
+    d = spec.data  # a file's rows are counted when it is read (search.data)
+    rows = datasets.fixed_rows(d)
+    if rows is not None and d.n_train >= rows:
+        return [("data.n_train", f"must be < {datasets.rows_name(d)} ({rows}) so that rows "
                                  f"remain to test on; got {d.n_train}")]
     return []
 
 
 def _generator_takes_its_arguments(spec: StudySpec) -> Problems:
-    return [] if spec.data.dataset == "csv" else datasets.generator_problems(spec.data)
+    return (datasets.generator_problems(spec.data) if spec.data.dataset in datasets.GENERATORS
+            else [])
 
 
 def _metric_fits_task(spec: StudySpec) -> Problems:
@@ -606,8 +657,41 @@ def _scale_target_fits_task(spec: StudySpec) -> Problems:
     return []
 
 
+def _sites_are_built_in(spec: StudySpec) -> Problems:
+    """Without a builder, placements name the built-in MLP's sites (a builder's: its own)."""
+    if spec.model.builder is not None:
+        return []
+    for placement in spec.noise.placements:
+        if any(site not in SITE_NAMES for site in placement.split("+")):
+            return [("noise.placements", f"must be {PLACEMENTS_ALLOWED}; got "
+                                         f"{list(spec.noise.placements)}")]
+    for site, _ in spec.noise.site_std:
+        if site not in SITE_NAMES:
+            return [("noise.site_std", f"must be {SITE_STD_ALLOWED}; got site {site!r}")]
+    return []
+
+
+def _builder_runs_on_keras(spec: StudySpec) -> Problems:
+    if spec.model.builder is not None and spec.study.engine != "keras":
+        return [("study.engine", f"= {spec.study.engine!r} cannot train 'model.builder' (a "
+                 "Keras model of your own); use 'keras', the default with a builder")]
+    return []
+
+
+def _builder_asks_for_sites(spec: StudySpec) -> Problems:
+    """Build the builder's model once (the only check that imports Keras: builder studies
+    only) and check that every site the file names is one it asks for."""
+    if spec.model.builder is None:
+        return []
+    from search import builder
+
+    return builder.site_problems(spec, builder.declared_sites(spec))
+
+
 def _engine_trains_every_site(spec: StudySpec) -> Problems:
     """The engine the study names declares its sites (without importing TensorFlow)."""
+    if spec.model.builder is not None:
+        return []  # the builder's sites, checked by _builder_asks_for_sites
     declared = engine.limits(spec.study.engine)
     for placement in spec.noise.placements:
         other = [site for site in placement.split("+") if site not in declared.SITES]
@@ -674,10 +758,10 @@ def _racing_fits_study(spec: StudySpec) -> Problems:
 
 
 _ACROSS_KEYS: tuple[Callable[[StudySpec], Problems], ...] = (
-    _csv_names_path_and_target, _rows_remain_to_test, _generator_takes_its_arguments,
-    _metric_fits_task, _scale_target_fits_task, _engine_trains_every_site, _engine_limits,
-    _placements_distinct, _grid_not_empty, _objective_has_robustness,
-    _certify_is_classification, _racing_fits_study,
+    _dataset_names_its_source, _rows_remain_to_test, _generator_takes_its_arguments,
+    _metric_fits_task, _scale_target_fits_task, _sites_are_built_in, _builder_runs_on_keras,
+    _engine_trains_every_site, _engine_limits, _placements_distinct, _grid_not_empty,
+    _objective_has_robustness, _certify_is_classification, _racing_fits_study, _builder_asks_for_sites,
 )
 
 

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from search import spec as spec_module
 from search.cli import main
+from search.noise import site_name
 
 STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.toml"))
 TINY = ["--set", "model.epochs=5", "--set", "study.repeats=2", "--set", "study.record_every=5",
@@ -23,14 +24,28 @@ def test_the_issue_asks_for_these_studies():
     tasks = {s.task for s in specs.values()}
     assert {"binary", "multiclass", "regression"} <= tasks
     sites = {site for s in specs.values() for c in s.configurations() for site in c.sites}
-    assert {"weights", "gradients", "targets"} <= {site.value for site in sites}
+    assert {"weights", "gradients", "targets"} <= {site_name(site) for site in sites}
+    # issue 13: a CNN from a model builder on the digits, and a tabular builder study
+    builders = {name: s for name, s in specs.items() if s.model.builder is not None}
+    assert {"digits_cnn", "breast_cancer"} <= set(builders)
+    assert {site_name(site) for c in builders["digits_cnn"].configurations()
+            for site in c.sites} == {"input", "conv1", "conv2", "dense1"}
+
+
+def _tiny(path: Path) -> list[str]:
+    """TINY, less the built-in MLP's width for a study whose model comes from a builder."""
+    if spec_module.load(path).model.builder is None:
+        return TINY
+    return [a for pair in zip(TINY[::2], TINY[1::2], strict=True) if pair[1] != "model.hidden=[8]"
+            for a in pair]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
 def test_study_file_runs(path, sqlite_url):
-    spec = spec_module.load(path, TINY[1::2])
-    code = main(["run", str(path), "--storage", sqlite_url, "--quiet", *TINY])
+    tiny = _tiny(path)
+    spec = spec_module.load(path, tiny[1::2])
+    code = main(["run", str(path), "--storage", sqlite_url, "--quiet", *tiny])
     assert code == 0
     study = optuna.load_study(study_name=spec.study.name, storage=sqlite_url)
     trials = study.get_trials()

@@ -234,7 +234,8 @@ def _find(results: StudyResults, text: str) -> dict[str, Any]:
     valid = [r["config"] for r in results.measured]
     listed = ", ".join(valid)
     try:
-        key = parse_config_key(text).key  # "hidden_pre:0.10" names "hidden_pre:0.1"
+        # "hidden_pre:0.10" names "hidden_pre:0.1"; a builder study's sites are any names
+        key = parse_config_key(text, allowed=None).key
     except ValueError as exc:
         raise NoiseSearchError(f"configuration {text!r}: {exc}; measured configurations of "
                                f"{results.name!r}: {listed}") from None

@@ -472,8 +472,8 @@ def program_for(key: ProgramKey) -> _Program:
 
 def step_config(spec: StudySpec, data: Dataset, config: NoiseConfig) -> StepConfig:
     return StepConfig(activation=spec.model.activation, task=data.task, n_outputs=data.n_outputs,
-                      optimizer=spec.model.optimizer, sites=frozenset(config.sites),
-                      kind=config.kind)
+                      optimizer=spec.model.optimizer,
+                      sites=frozenset(Site(s) for s in config.sites), kind=config.kind)
 
 
 def train(spec: StudySpec, data: Dataset, config: NoiseConfig,

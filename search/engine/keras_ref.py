@@ -38,12 +38,12 @@ from search.engine._common import (
     record_epochs,
 )
 from search.engine._keras_limits import NAME, SITES, check
-from search.noise import NoiseConfig, Site, baseline
+from search.noise import NoiseConfig, Site, baseline, site_name
 from search.spec import StudySpec
 
 __all__ = ["NAME", "SITES", "build_model", "check", "clean_scores", "dense_weights",
-           "dropout_rate", "make_optimizer", "noise_layer", "output_activation", "predict",
-           "repeat_seed", "train"]
+           "dropout_rate", "make_optimizer", "metric_of", "noise_layer", "output_activation",
+           "predict", "repeat_seed", "train"]
 
 # The sites this engine can train; spec validation refuses the others for engine = "keras".
 SUPPORTED_SITES = frozenset(Site(name) for name in SITES)
@@ -54,12 +54,13 @@ def dropout_rate(sigma: float) -> float:
     return sigma * sigma / (1.0 + sigma * sigma)
 
 
-def noise_layer(sigma: float, kind: str, seed: int | None = None) -> Any:
+def noise_layer(sigma: float, kind: str, seed: int | None = None,
+                name: str | None = None) -> Any:
     import keras
 
     if kind == "multiplicative":
-        return keras.layers.GaussianDropout(dropout_rate(sigma), seed=seed)
-    return keras.layers.GaussianNoise(sigma, seed=seed)
+        return keras.layers.GaussianDropout(dropout_rate(sigma), seed=seed, name=name)
+    return keras.layers.GaussianNoise(sigma, seed=seed, name=name)
 
 
 def output_activation(task: str) -> str:
@@ -81,7 +82,7 @@ def build_model(spec: StudySpec, data: Dataset, config: NoiseConfig,
     if unsupported:  # spec validation keeps this out of studies; this guards library callers
         raise ValueError(
             f"the keras engine supports noise on {sorted(s.value for s in SUPPORTED_SITES)}; "
-            f"got {sorted(s.value for s in unsupported)}")
+            f"got {sorted(map(site_name, unsupported))}")
     n_noise_layers = 0
 
     def noise(site: Site) -> Any:
@@ -132,18 +133,23 @@ def clean_scores(model: Any, x: np.ndarray, y: np.ndarray, task: str,
     """(loss, metric) on a whole set in inference mode, where Keras's noise layers are inactive."""
     loss = float(model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)["loss"])
     pred = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+    return loss, metric_of(pred, y, task, metric)
+
+
+def metric_of(pred: np.ndarray, y: np.ndarray, task: str, metric: str) -> float:
+    """The study's metric of predictions ``pred`` (probabilities, or values) against ``y``."""
     if task == "binary":
-        return loss, float(np.mean((pred > 0.5) == (y > 0.5)))
+        return float(np.mean((pred > 0.5) == (y > 0.5)))
     if task == "multiclass":
-        return loss, float(np.mean(np.argmax(pred, axis=-1) == y))
+        return float(np.mean(np.argmax(pred, axis=-1) == y))
     mse = float(np.mean((pred - y) ** 2))
     if metric == "mse":
-        return loss, mse
+        return mse
     if metric == "rmse":
-        return loss, math.sqrt(mse)
+        return math.sqrt(mse)
     ss_res = np.sum((pred - y) ** 2, axis=0)
     ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-    return loss, float(np.mean(1.0 - ss_res / ss_tot))
+    return float(np.mean(1.0 - ss_res / ss_tot))
 
 
 def _recorder(model_data: tuple[Dataset, str], points: tuple[int, ...]) -> Any:
@@ -188,6 +194,10 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
     (racing) gives the numbers a full run gives for them."""
     import keras
 
+    if spec.model.builder is not None:  # a model of the user's own
+        from search.engine import keras_builder
+
+        return keras_builder.train(spec, data, config)
     started = time.perf_counter()
     chosen = range(spec.study.repeats) if repeats is None else repeats
     R = len(chosen)
@@ -280,6 +290,10 @@ def predict(spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],
     The model is the study's architecture without noise layers: they are inactive in
     inference anyway, and the baseline's layers are the same Dense layers in the same order.
     """
+    if spec.model.builder is not None:
+        from search.engine import keras_builder
+
+        return keras_builder.predict(spec, data, weights, x)
     pairs = [(weights[i], weights[i + 1]) for i in range(0, len(weights), 2)]
     model = build_model(spec, data, baseline(spec.noise.kind), pairs)
     out = np.asarray(model.predict_on_batch(np.asarray(x, np.float32)), dtype=np.float64)

@@ -32,6 +32,9 @@ def decision_boundaries(data: ReportData, trials: dict[int, Any], progress: Prog
     from search import spec as spec_module
     from search.data import load_dataset
 
+    if data.spec.get("model", {}).get("builder") is not None:
+        return (), None, ("decision boundaries are drawn for the built-in MLP on 2-D data only; "
+                          "this study trains a model builder's model",)
     try:
         spec = spec_module.from_dict(data.spec, "stored spec", data.name)
         dataset = load_dataset(spec)

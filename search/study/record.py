@@ -93,7 +93,8 @@ def config_of(attrs: dict[str, Any]) -> NoiseConfig | None:
     key = attrs.get(CONFIG_ATTR)
     if key is None:
         return None
-    return parse_config_key(key, attrs.get(KIND_ATTR, "additive"))
+    # A builder study's keys name its own sites: any site name is read back.
+    return parse_config_key(key, attrs.get(KIND_ATTR, "additive"), allowed=None)
 
 
 def queued_attrs(config: NoiseConfig) -> dict[str, Any]:
@@ -224,7 +225,10 @@ class TrialRecord:
         """The configuration, as the queue, the SQL view and the dashboard read it."""
         attrs: dict[str, Any] = {CONFIG_ATTR: self.key, PLACEMENT_ATTR: self.config.placement,
                                  KIND_ATTR: self.config.kind}
-        attrs.update({sigma_attr(site): self.config.sigma(site) for site in Site})
+        # Every built-in site (0.0 where it gets none: the SQL view's columns), then a builder
+        # study's own sites of this configuration (sigma_conv1; no view column).
+        attrs.update({sigma_attr(site): self.config.sigma(site)
+                      for site in (*Site, *self.config.sites)})
         return attrs
 
     def to_attrs(self, identity: bool = True) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from search.noise import NoiseConfig, parse_placement
+from search.noise import NoiseConfig, parse_placement, site_name
 from search.spec import StudySpec
 from search.study import record
 
@@ -39,7 +39,7 @@ def trial_params(config: NoiseConfig, spec: StudySpec) -> dict[str, object]:
         return {}
     params: dict[str, object] = {"placement": config.placement}
     for site, sigma in config.sigmas:
-        params[_std_param(site.value, spec)] = sigma
+        params[_std_param(site_name(site), spec)] = sigma
     return params
 
 
@@ -62,9 +62,10 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> NoiseConfig:
         for name in trial_params(config, spec):
             _suggest_param(trial, name, spec)
         return config
-    sites = parse_placement(str(_suggest_param(trial, "placement", spec)))
+    # The placements were checked against the study's sites when the file was loaded.
+    sites = parse_placement(str(_suggest_param(trial, "placement", spec)), allowed=None)
     # Sites without their own grid share one σ: suggesting "std" again returns it.
-    sigmas = tuple((site, float(_suggest_param(trial, _std_param(site.value, spec), spec)))
+    sigmas = tuple((site, float(_suggest_param(trial, _std_param(site_name(site), spec), spec)))
                    for site in sites)
     return NoiseConfig(sigmas, spec.noise.kind)
 

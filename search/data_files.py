@@ -1,0 +1,131 @@
+"""Arrays of your own: an .npz file (``dataset = "npz"``) or a Python loader (``"python"``).
+
+Both give x_train, y_train, x_test, y_test, the split included. Features keep their shape
+(images stay images); labels are class labels (integers, or floats that are whole numbers)
+unless ``data.task = "regression"``. Every array that does not fit is one line naming the
+file and the array, before anything is trained or stored.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from search.errors import NoiseSearchError
+from search.usercode import call, load_function, relative_to_study
+
+if TYPE_CHECKING:
+    from search.spec import StudySpec
+
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def read_given_split(spec: StudySpec) -> Arrays:
+    """The four arrays, checked; classification labels as class indices 0..K-1."""
+    d = spec.data
+    raw: Mapping[str, Any]
+    if d.dataset == "npz":
+        assert d.path is not None
+        path = relative_to_study(spec.source, d.path)
+        where, raw = str(path), _read_npz(path, f"{spec.source}: 'data.path' {d.path!r}")
+    else:
+        assert d.loader is not None
+        where = f"{spec.source}: 'data.loader' {d.loader!r}"
+        loader = load_function(spec.source, "data.loader", d.loader)
+        raw = _named(call(loader, where), where)
+    x_train, y_train, x_test, y_test = (_array(raw[name], name, where) for name in ARRAYS)
+    _check_shapes(where, x_train, y_train, x_test, y_test)
+    if d.task != "regression":
+        y_train, y_test = _class_indices(where, y_train, y_test)
+    return x_train, y_train, x_test, y_test
+
+
+def _read_npz(path: Path, where: str) -> dict[str, Any]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [name for name in ARRAYS if name not in npz.files]
+            if missing:
+                raise NoiseSearchError(f"{path}: must hold the arrays {', '.join(ARRAYS)}; "
+                                       f"{missing[0]!r} is missing (it holds: "
+                                       f"{', '.join(npz.files) or 'nothing'})")
+            return {name: npz[name] for name in ARRAYS}
+    except FileNotFoundError:
+        raise NoiseSearchError(f"{where}: no such file {path}") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # not an .npz, or object arrays
+        raise NoiseSearchError(f"{path}: cannot be read as an .npz file of numeric arrays "
+                               f"({' '.join(str(exc).split())})") from None
+
+
+def _named(value: Any, where: str) -> Mapping[str, Any]:
+    """A loader's return value: (x_train, y_train, x_test, y_test) or a dict of them."""
+    if isinstance(value, Mapping) and all(name in value for name in ARRAYS):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) == 4:
+        return dict(zip(ARRAYS, value))
+    raise NoiseSearchError(f"{where} must return the four arrays (x_train, y_train, x_test, "
+                           f"y_test), as a tuple or a dict; got {type(value).__name__}")
+
+
+def _array(value: Any, name: str, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise NoiseSearchError(f"{where}: {name!r} is not an array ({exc})") from None
+    kind = "features" if name.startswith("x") else "labels or targets"
+    if array.dtype.kind not in "biuf":
+        raise NoiseSearchError(f"{where}: {name!r} must hold numbers ({kind}: integers or "
+                               f"floats); got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise NoiseSearchError(f"{where}: {name!r} must have one row per example; got a "
+                               "single number")
+    bad = ~np.isfinite(array.astype(np.float64))
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise NoiseSearchError(f"{where}: {name!r} holds NaN or infinite values (first in "
+                               f"row {row})")
+    return array
+
+
+def _check_shapes(where: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                  y_test: np.ndarray) -> None:
+    for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if len(x) == 0:
+            raise NoiseSearchError(f"{where}: 'x_{part}' is empty; the {part} set needs rows")
+        if len(y) != len(x):
+            raise NoiseSearchError(f"{where}: 'y_{part}' has {len(y)} rows but 'x_{part}' has "
+                                   f"{len(x)}")
+        if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+            raise NoiseSearchError(f"{where}: 'y_{part}' must hold one label or target per "
+                                   f"row (shape (n,) or (n, 1)); got shape {y.shape}")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise NoiseSearchError(f"{where}: 'x_test' rows have shape {x_test.shape[1:]} but "
+                               f"'x_train' rows {x_train.shape[1:]}")
+
+
+def _class_indices(where: str, y_train: np.ndarray, y_test: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(y_train, y_test) with labels mapped to 0..K-1 in sorted label order."""
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        y = y.reshape(-1)
+        fractional = np.flatnonzero(y != np.round(y))
+        if fractional.size:
+            raise NoiseSearchError(
+                f"{where}: {name!r} must hold class labels (whole numbers) for a "
+                f"classification task; got {y[fractional[0]]!r} in row {fractional[0]} "
+                "(set data.task = \"regression\" for real-valued targets)")
+    labels = np.unique(y_train)
+    if len(labels) < 2:
+        raise NoiseSearchError(f"{where}: 'y_train' must hold at least 2 classes; got "
+                               f"{labels.tolist()}")
+    unseen = np.setdiff1d(np.unique(y_test), labels)
+    if unseen.size:
+        raise NoiseSearchError(f"{where}: 'y_test' holds label {unseen[0]!r}, which 'y_train' "
+                               "never has")
+    index = {float(label): i for i, label in enumerate(labels)}
+    mapped = [np.array([index[float(v)] for v in y.reshape(-1)]) for y in (y_train, y_test)]
+    return mapped[0], mapped[1]

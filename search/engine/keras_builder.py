@@ -1,0 +1,141 @@
+"""The Keras engine for a model of your own (``model.builder``, search/builder.py).
+
+Each repeat r: Keras's global seed set from (study.seed, r) (``keras_ref.repeat_seed``),
+then ``build(noise)`` -- so the builder's initializers give repeat r the same initial
+weights in every configuration -- compiled with the study's optimizer and learning rate and
+the task's loss and metric, and trained with ``model.fit`` (``epochs``, ``batch_size``, a
+shuffle seeded by the same global seed: the same data order in every configuration).
+Metrics are measured clean at the record points only (``record_every``): one forward pass
+of each set in inference mode, called directly (no ``evaluate`` / ``predict`` function to
+trace and compile for every new model); the loss is Keras's, computed from those
+predictions. Training runs as one XLA program per step (``jit_compile``) where every
+layer of the model allows it; Keras falls back to a plain graph otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from search import builder
+from search.data import Dataset
+from search.engine._common import CURVE_NAMES, TrainResult, record_epochs
+from search.engine.keras_ref import make_optimizer, metric_of, repeat_seed
+from search.noise import NoiseConfig, baseline
+from search.spec import StudySpec
+
+JIT_COMPILE: bool | str = "auto"  # Keras: XLA where a GPU exists and every layer allows it
+LOSSES = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",
+          "regression": "mean_squared_error"}
+
+
+EPSILON = 1e-7  # keras.backend.epsilon(): Keras clips probabilities by it in its losses
+
+
+def clean_loss(pred: np.ndarray, y: np.ndarray, task: str) -> float:
+    """The task's Keras loss of predictions ``pred`` (probabilities, or values)."""
+    if task == "regression":
+        return float(np.mean((pred.reshape(len(pred), -1) - y.reshape(len(y), -1)) ** 2))
+    if task == "binary":
+        p = np.clip(pred.reshape(-1), EPSILON, 1 - EPSILON)
+        t = y.reshape(-1)
+        return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
+    p = np.clip(pred / pred.sum(axis=-1, keepdims=True), EPSILON, 1 - EPSILON)
+    return float(np.mean(-np.log(p[np.arange(len(p)), y.reshape(-1).astype(np.int64)])))
+
+
+def _scores(model: Any, x: np.ndarray, y: np.ndarray, task: str,
+            metric: str) -> tuple[float, float]:
+    """(loss, metric) of one clean forward pass (``training=False``: noise layers off)."""
+    pred = np.asarray(model(x, training=False), dtype=np.float64)
+    if task != "multiclass":
+        pred = pred.reshape(len(pred), -1)
+    return clean_loss(pred, y, task), metric_of(pred, y, task, metric)
+
+
+def _recorder(data: Dataset, metric: str, points: tuple[int, ...]) -> Any:
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        """Clean curves at the record points; stops a repeat whose training loss is not finite."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[tuple[float, float, float, float]] = []
+            self.diverged_at = 0
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if not np.isfinite(float((logs or {}).get("loss", 0.0))):
+                self.diverged_at = epoch + 1
+                self.model.stop_training = True  # everything after is NaN; skip the work
+            elif epoch + 1 in points:
+                test = _scores(self.model, data.x_test, data.y_test, data.task, metric)
+                train = _scores(self.model, data.x_train, data.y_train, data.task, metric)
+                self.rows.append((test[1], train[1], test[0], train[0]))
+
+    return Recorder()
+
+
+def compile_model(model: Any, spec: StudySpec, task: str) -> Any:
+    """Compile with the study's optimizer and the task's loss, as the built-in engine does.
+    The builder's last layer gives probabilities (sigmoid / softmax) or values (regression)."""
+    metrics = [] if task == "regression" else ["accuracy"]
+    with warnings.catch_warnings():  # "doesn't support jit_compile": Keras falls back itself
+        warnings.filterwarnings("ignore", message=".*jit_compile.*")
+        model.compile(loss=LOSSES[task], optimizer=make_optimizer(spec), metrics=metrics,
+                      jit_compile=JIT_COMPILE)
+    return model
+
+
+def build_repeat(spec: StudySpec, config: NoiseConfig, repeat: int) -> Any:
+    """Repeat ``repeat``'s model for ``config``, built under its seed (uncompiled)."""
+    import keras
+
+    seed = repeat_seed(spec.study.seed, repeat)
+    keras.utils.set_random_seed(seed)
+    noise = builder.for_config(config, seed=seed, repeat=repeat, study_seed=spec.study.seed)
+    return builder.build(spec, noise)
+
+
+def train(spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
+    """Train each repeat of ``config`` with ``model.fit``; every metric is measured clean."""
+    import keras
+
+    started = time.perf_counter()
+    R = spec.study.repeats
+    points = record_epochs(spec.model.epochs, spec.study.record_every)
+    curves = np.full((len(CURVE_NAMES), R, len(points)), np.nan)
+    diverged_at = np.zeros(R, np.int64)
+    final: tuple[np.ndarray, ...] | None = None
+    for r in range(R):
+        model = compile_model(build_repeat(spec, config, r), spec, data.task)
+        recorder = _recorder(data, spec.metric, points)
+        model.fit(data.x_train, data.y_train, epochs=spec.model.epochs,
+                  batch_size=spec.model.batch_size, shuffle=True, verbose=0,
+                  callbacks=[recorder])
+        rows = np.array(recorder.rows, dtype=np.float64).reshape(-1, len(CURVE_NAMES))
+        curves[:, r, : len(rows)] = rows.T  # a diverged repeat keeps NaN after it stopped
+        diverged_at[r] = recorder.diverged_at
+        if r == 0:
+            final = tuple(np.asarray(w, np.float32) for w in model.get_weights())
+        keras.backend.clear_session()  # one model per repeat: do not let graphs pile up
+    arrays = dict(zip(CURVE_NAMES, curves))
+    return TrainResult(
+        train_metric=arrays["train_metric"][:, -1], test_metric=arrays["test_metric"][:, -1],
+        train_loss=arrays["train_loss"][:, -1], test_loss=arrays["test_loss"][:, -1],
+        curve_epochs=points, curves=arrays, diverged_at=diverged_at,
+        seconds=time.perf_counter() - started, weights=final)
+
+
+def predict(spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],
+            x: np.ndarray) -> np.ndarray:
+    """Clean forward pass of the builder's model with ``weights`` (``model.get_weights()``
+    order) on ``x``: binary -> P(class 1) (N,), multiclass -> (N, K), regression -> (N,)."""
+    model = build_repeat(spec, baseline(spec.noise.kind), 0)
+    model.set_weights([np.asarray(w) for w in weights])
+    out = np.asarray(model.predict_on_batch(np.asarray(x, np.float32)), dtype=np.float64)
+    return out if data.task == "multiclass" else out.reshape(len(out), -1)[:, 0]
