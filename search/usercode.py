@@ -3,15 +3,14 @@
 A study file names a function as ``"file.py:function"``, the file relative to the study
 file. Loading and calling it are the only places noise-search runs a user's code; every way
 that can fail (no file, no function, the code raises) is one :class:`UserCodeError` line
-naming the study file, the key and the function. The traceback is kept on the error
-(``details``) and printed only by ``noise-search --debug``.
+naming the study file, the key and the function, raised ``from`` the user's exception, so
+``noise-search --debug`` prints the user's traceback too.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,6 @@ from search.errors import NoiseSearchError
 
 class UserCodeError(NoiseSearchError):
     """A builder or loader of the user's that cannot be loaded, raised, or returned nonsense."""
-
-    def __init__(self, message: str, details: str | None = None) -> None:
-        super().__init__(message)
-        self.details = details  # the user's traceback, for --debug
 
 
 def relative_to_study(source: Path, file: str) -> Path:
@@ -44,10 +39,6 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def _trace(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
 def load_function(source: Path, key: str, ref: str) -> Callable[..., Any]:
     """The function ``ref`` names; UserCodeError if the file or the function is missing or the
     file raises when it runs. A fresh module each time: an edited file is read again."""
@@ -64,8 +55,8 @@ def load_function(source: Path, key: str, ref: str) -> Callable[..., Any]:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 -- the user's file: any error is theirs, one line
-        raise UserCodeError(f"{where}: importing {path.name} raised {_one_line(exc)}",
-                            _trace(exc)) from exc
+        raise UserCodeError(f"{where}: importing {path.name} raised {_one_line(exc)}"
+                            ) from exc
     function = getattr(module, name, None)
     if not callable(function):
         raise UserCodeError(f"{where}: {path.name} has no function {name!r}")
@@ -79,4 +70,4 @@ def call(function: Callable[..., Any], where: str, *args: Any) -> Any:
     except NoiseSearchError:
         raise  # ours, raised through the user's code (a site asked for twice): already clear
     except Exception as exc:  # noqa: BLE001 -- the user's code: any error is theirs, one line
-        raise UserCodeError(f"{where} raised {_one_line(exc)}", _trace(exc)) from exc
+        raise UserCodeError(f"{where} raised {_one_line(exc)}") from exc

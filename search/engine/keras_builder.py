@@ -24,7 +24,7 @@ import numpy as np
 from search import builder
 from search.data import Dataset
 from search.engine._common import CURVE_NAMES, TrainResult, record_epochs
-from search.engine.keras_ref import make_optimizer, metric_of, repeat_seed
+from search.engine.keras_ref import _UnderNoise, make_optimizer, metric_of, repeat_seed
 from search.noise import NoiseConfig, baseline
 from search.spec import StudySpec
 
@@ -111,6 +111,7 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
     curves = np.full((len(CURVE_NAMES), R, len(points)), np.nan)
     diverged_at = np.zeros(R, np.int64)
     final: tuple[np.ndarray, ...] | None = None
+    measured = _UnderNoise(spec, data, R)  # [robustness]: the final model on noisy test inputs
     for r in range(R):
         model = compile_model(build_repeat(spec, config, r), spec, data.task)
         recorder = _recorder(data, spec.metric, points)
@@ -120,15 +121,16 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
         rows = np.array(recorder.rows, dtype=np.float64).reshape(-1, len(CURVE_NAMES))
         curves[:, r, : len(rows)] = rows.T  # a diverged repeat keeps NaN after it stopped
         diverged_at[r] = recorder.diverged_at
+        measured.measure(model, r)
         if r == 0:
             final = tuple(np.asarray(w, np.float32) for w in model.get_weights())
         keras.backend.clear_session()  # one model per repeat: do not let graphs pile up
     arrays = dict(zip(CURVE_NAMES, curves))
-    return TrainResult(
+    return measured.into(TrainResult(
         train_metric=arrays["train_metric"][:, -1], test_metric=arrays["test_metric"][:, -1],
         train_loss=arrays["train_loss"][:, -1], test_loss=arrays["test_loss"][:, -1],
         curve_epochs=points, curves=arrays, diverged_at=diverged_at,
-        seconds=time.perf_counter() - started, weights=final)
+        seconds=time.perf_counter() - started, weights=final))
 
 
 def predict(spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],
