@@ -186,7 +186,10 @@ def test_builder_errors_are_one_line_before_storage(code, ref, placements, expec
     assert expected in err and len(err.splitlines()) == 1
 
 
-def test_debug_prints_the_builders_traceback(tmp_path, capsys):
+def test_debug_prints_the_builders_traceback(tmp_path, capsys, monkeypatch):
+    from search.errors import DEBUG_ENV
+
+    monkeypatch.setenv(DEBUG_ENV, "")  # --debug sets it; monkeypatch removes it afterwards
     path = builder_study(tmp_path, code=RAISES)
     err = one_line_before_storage(path, tmp_path, capsys, "--debug")
     assert "Traceback (most recent call last)" in err and "raise ValueError('bad width')" in err
