@@ -761,7 +761,8 @@ _ACROSS_KEYS: tuple[Callable[[StudySpec], Problems], ...] = (
     _dataset_names_its_source, _rows_remain_to_test, _generator_takes_its_arguments,
     _metric_fits_task, _scale_target_fits_task, _sites_are_built_in, _builder_runs_on_keras,
     _engine_trains_every_site, _engine_limits, _placements_distinct, _grid_not_empty,
-    _objective_has_robustness, _certify_is_classification, _racing_fits_study, _builder_asks_for_sites,
+    _objective_has_robustness, _certify_is_classification, _racing_fits_study,
+    _builder_asks_for_sites,
 )
 
 

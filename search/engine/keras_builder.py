@@ -101,19 +101,22 @@ def build_repeat(spec: StudySpec, config: NoiseConfig, repeat: int) -> Any:
     return builder.build(spec, noise)
 
 
-def train(spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
-    """Train each repeat of ``config`` with ``model.fit``; every metric is measured clean."""
+def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
+          repeats: range | None = None) -> TrainResult:
+    """Train each repeat of ``config`` (``repeats``, default all: a racing block is a range)
+    with ``model.fit``; every metric is measured clean."""
     import keras
 
     started = time.perf_counter()
-    R = spec.study.repeats
+    chosen = range(spec.study.repeats) if repeats is None else repeats
+    R = len(chosen)
     points = record_epochs(spec.model.epochs, spec.study.record_every)
     curves = np.full((len(CURVE_NAMES), R, len(points)), np.nan)
     diverged_at = np.zeros(R, np.int64)
     final: tuple[np.ndarray, ...] | None = None
     measured = _UnderNoise(spec, data, R)  # [robustness]: the final model on noisy test inputs
-    for r in range(R):
-        model = compile_model(build_repeat(spec, config, r), spec, data.task)
+    for r, repeat in enumerate(chosen):
+        model = compile_model(build_repeat(spec, config, repeat), spec, data.task)
         recorder = _recorder(data, spec.metric, points)
         model.fit(data.x_train, data.y_train, epochs=spec.model.epochs,
                   batch_size=spec.model.batch_size, shuffle=True, verbose=0,

@@ -197,7 +197,7 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
     if spec.model.builder is not None:  # a model of the user's own
         from search.engine import keras_builder
 
-        return keras_builder.train(spec, data, config)
+        return keras_builder.train(spec, data, config, repeats)
     started = time.perf_counter()
     chosen = range(spec.study.repeats) if repeats is None else repeats
     R = len(chosen)
