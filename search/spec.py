@@ -322,7 +322,7 @@ def probability() -> Check:
 class RobustnessSpec:
     """[robustness] (optional; absent: only the clean metric is measured). Every repeat's final
     model is evaluated with Gaussian noise on the test inputs at each σ of ``input_std``,
-    ``draws`` times per test point (search.engine.robustness, search.analysis.robustness)."""
+    ``draws`` times per test point (search.engine.noisy_eval, search.analysis.robustness)."""
 
     input_std: tuple[float, ...] = _key(ascending_std_list(),
                                         doc="test-time σ grid on the inputs (sorted ascending)")

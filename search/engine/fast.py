@@ -483,7 +483,8 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
     metric is measured clean, and with [robustness] also under test-time noise (noisy_eval,
     on the final weights). Repeat r gives the same numbers in any block (racing)."""
     result, final = train_with_weights(spec, data, config, weights, repeats)
-    return noisy_eval.with_robustness(spec, data, result, final)
+    return noisy_eval.with_robustness(spec, data, result, final,
+                                      0 if repeats is None else repeats.start)
 
 
 def _span(spec: StudySpec, repeats: range | None) -> tuple[int, int]:

@@ -124,7 +124,7 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         rows = np.array(recorder.rows, dtype=np.float64).reshape(-1, len(CURVE_NAMES))
         curves[:, r, : len(rows)] = rows.T  # a diverged repeat keeps NaN after it stopped
         diverged_at[r] = recorder.diverged_at
-        measured.measure(model, r)
+        measured.measure(model, r, repeat)
         if r == 0:
             final = tuple(np.asarray(w, np.float32) for w in model.get_weights())
         keras.backend.clear_session()  # one model per repeat: do not let graphs pile up

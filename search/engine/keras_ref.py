@@ -222,7 +222,7 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         diverged_at[r] = recorder.diverged_at
         if r == 0:
             final = dense_weights(model)
-        measured.measure(model, r)
+        measured.measure(model, r, repeat)
         keras.backend.clear_session()  # one model per repeat: do not let graphs pile up
     arrays = dict(zip(CURVE_NAMES, curves))
     return measured.into(TrainResult(
@@ -249,20 +249,23 @@ class _UnderNoise:
         self.certified = (None if r is None or r.certify_std is None
                           else np.full((repeats, len(r.certify_radii)), np.nan))
 
-    def measure(self, model: Any, repeat: int) -> None:
+    def measure(self, model: Any, row: int, repeat: int | None = None) -> None:
+        """Row ``row`` of the result: the model of study repeat ``repeat`` (default ``row``),
+        which keys its noise."""
         from search.engine import noisy_eval
 
+        repeat = row if repeat is None else repeat
         started = time.perf_counter()
 
         def predict(x: np.ndarray) -> np.ndarray:
             return np.asarray(model.predict(x, batch_size=8192, verbose=0))
 
         if self.profiles is not None:
-            self.profiles[repeat] = noisy_eval.predicted_profile(predict, self.spec, self.data,
-                                                                 repeat)
+            self.profiles[row] = noisy_eval.predicted_profile(predict, self.spec, self.data,
+                                                              repeat)
         if self.certified is not None:
-            self.certified[repeat] = noisy_eval.predicted_certified(predict, self.spec,
-                                                                    self.data, repeat)
+            self.certified[row] = noisy_eval.predicted_certified(predict, self.spec,
+                                                                 self.data, repeat)
         self.seconds += time.perf_counter() - started
 
     def into(self, result: TrainResult) -> TrainResult:
