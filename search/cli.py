@@ -313,6 +313,8 @@ def studies(storage: str | None) -> int:
         return 0
     for s in overview:
         diverged = f"{s['diverged']} diverged, " if s["diverged"] else ""
+        if s["pruned"]:  # racing stopped them: done, with fewer seeds
+            diverged += f"{s['pruned']} stopped by racing, "
         click.echo(f"{fmt_.name(s['name'])}: {s['complete']}/{s['total']} configurations "
                    f"complete, {diverged}{s['running']} running, {s['waiting']} queued, "
                    f"{s['failed']} failed ({s['metric']})")

@@ -108,6 +108,8 @@ def test_results_show_seeds_run_and_why_a_configuration_stopped(write_study, sql
     out = capsys.readouterr().out
     assert "pruned" in out and "input:0.3: worse than the " in out
     assert "5 of 5 configurations done (2 complete, 3 stopped by racing)" in out
+    assert main(["studies", "--storage", sqlite_url]) == 0
+    assert "2/5 configurations complete, 3 stopped by racing, 0 running" in capsys.readouterr().out
 
 
 def test_no_racing_section_is_todays_behaviour_and_resumes_the_stored_spec(write_study,

@@ -286,6 +286,7 @@ def study_overview(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]
             meta = StudyMeta({}, (), "?", "maximize", 0)
         p = record.progress(meta, trials)
         out.append({"name": frozen.study_name, "metric": meta.metric, "complete": p.complete,
-                    "diverged": p.diverged, "total": p.total, "running": p.running,
-                    "waiting": p.waiting, "failed": p.failed, "finished": p.finished})
+                    "diverged": p.diverged, "pruned": p.pruned, "total": p.total,
+                    "running": p.running, "waiting": p.waiting, "failed": p.failed,
+                    "finished": p.finished})
     return out
