@@ -749,11 +749,9 @@ def _racing_fits_study(spec: StudySpec) -> Problems:
     if racing.first > spec.study.repeats:
         return [("racing.first", f"must be <= study.repeats ({spec.study.repeats}, the most "
                                  f"seeds a configuration gets); got {racing.first}")]
-    if spec.robustness is not None:
-        # A raced block records the clean metric only (its test-time noise profile is not
-        # carried across blocks yet), so the two would silently lose the robustness numbers.
-        return [("racing", "cannot be combined with [robustness] yet (a race decides on the "
-                           "clean test metric and records only it); remove one of the two")]
+    if spec.study.objective != "clean":
+        return [("study.objective", f"must be 'clean' with [racing] (a race decides on the "
+                                    f"clean test metric); got {spec.study.objective!r}")]
     return []
 
 

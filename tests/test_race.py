@@ -254,3 +254,18 @@ def test_a_study_without_racing_has_no_race_figure(write_study, sqlite_url, fake
                          train=fake_train)
     runner.run()
     assert report_collect(runner.study, boundaries=False).race == ()
+
+
+def test_a_race_with_robustness_keeps_the_profiles_of_the_seeds_it_ran(write_study, sqlite_url,
+                                                                       racer):
+    spec = _spec(write_study, ["robustness.input_std=[0.0, 0.1, 0.2]"])
+    runner = StudyRunner(spec, open_storage(sqlite_url), train=racer)
+    runner.run()
+    for t in runner.study.get_trials():
+        n = t.user_attrs["repeats"]
+        assert len(t.user_attrs["robust_values"]) == n
+        profile = t.user_attrs["robustness"]
+        assert [p["test_std"] for p in profile] == [0.0, 0.1, 0.2]
+        assert all(p["n"] == n and len(p["values"]) == n for p in profile)
+    with pytest.raises(spec_module.SpecError, match="'study.objective' must be 'clean' with"):
+        _spec(write_study, ["robustness.input_std=[0.0, 0.1]", "study.objective='robust'"])

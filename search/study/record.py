@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -211,7 +212,14 @@ class TrialRecord:
         def joined(name: str) -> np.ndarray:
             return np.concatenate([np.asarray(b[name], np.float64) for b in blocks])
 
+        def stacked(name: str) -> np.ndarray | None:  # [robustness]: (repeats, σ or radius)
+            if any(b.get(name) is None for b in blocks):
+                return None
+            return np.concatenate([np.asarray(b[name], np.float64) for b in blocks])
+
         test, train = joined("test_metric"), joined("train_metric")
+        measured = SimpleNamespace(robustness=stacked("robustness"),
+                                   certified=stacked("certified"))
         return cls(
             config, config.key, state=TrialState.RUNNING, metric=spec.metric,
             repeats=int(test.size), test_values=_rounded(test), train_values=_rounded(train),
@@ -219,7 +227,7 @@ class TrialRecord:
             train_loss_values=_rounded(joined("train_loss")),
             test=stats.summarize(test), train=stats.summarize(train),
             duration_s=round(sum(float(b["seconds"]) for b in blocks), 3),
-            engine=spec.study.engine)
+            engine=spec.study.engine, **_robustness_fields(spec, measured))
 
     def identity_attrs(self) -> dict[str, Any]:
         """The configuration, as the queue, the SQL view and the dashboard read it."""
@@ -254,7 +262,7 @@ class TrialRecord:
         return attrs
 
 
-def _robustness_fields(spec: StudySpec, result: TrainResult) -> dict[str, Any]:
+def _robustness_fields(spec: StudySpec, result: Any) -> dict[str, Any]:
     """TrialRecord fields of a result measured under test-time noise (none without)."""
     from search.analysis import robustness
 
@@ -318,6 +326,10 @@ def block_value(result: TrainResult, repeats: range, seconds: float) -> dict[str
                              "seconds": round(seconds, 3)}
     for name in ("test_metric", "train_metric", "test_loss", "train_loss"):
         value[name] = [float(v) for v in getattr(result, name)]
+    for name in ("robustness", "certified"):  # [robustness]: per repeat, per σ (or radius)
+        found = getattr(result, name, None)
+        if found is not None:
+            value[name] = np.asarray(found, np.float64).tolist()
     value["curves"] = curves_value(result)
     return value
 
