@@ -44,18 +44,27 @@ std = [0.1, 0.3]
 
 # The figures `noise-search report` makes and saves for optuna-dashboard, in order.
 REPORT_FIGURE_IDS = ["noise-search-1-heatmap", "noise-search-2-sigma", "noise-search-3-repeats",
-                     "noise-search-4-curves", "noise-search-5-gap", "noise-search-6-boundary"]
+                     "noise-search-4-curves", "noise-search-5-gap", "noise-search-6-boundary",
+                     "noise-search-8-robustness", "noise-search-9-profiles"]
+# The finished tiny study measures robustness too, so the report and dashboard tests see the
+# robustness figures.
+ROBUSTNESS_SECTION = """
+[robustness]
+input_std = [0.0, 0.1, 0.3]
+draws = 5
+"""
 
 
 @pytest.fixture(scope="module")
 def finished_tiny_study(tmp_path_factory) -> str:
-    """Storage URL of a finished TINY_STUDY (baseline + 2 placements × 2 σ, 3 repeats), one per
+    """Storage URL of a finished TINY_STUDY + [robustness] (baseline + 2 placements × 2 σ, 3
+    repeats, 3 test σ), one per
     test module; `run` has saved its figures and note for optuna-dashboard as its last step."""
     from search.cli import main
 
     root = tmp_path_factory.mktemp("finished")
     path = root / "tiny.toml"
-    path.write_text(TINY_STUDY)
+    path.write_text(TINY_STUDY + ROBUSTNESS_SECTION)
     url = f"sqlite:///{root / 'studies.db'}"
     assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
     return url

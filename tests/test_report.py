@@ -24,6 +24,7 @@ from search.cli import main
 from search.storage import open_storage
 from search.study.record import CURVES_ATTR
 from tests.conftest import REPORT_FIGURE_IDS as FIGURE_IDS
+from tests.conftest import ROBUSTNESS_SECTION, TINY_STUDY
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -117,6 +118,49 @@ def test_figures_draw_the_collected_data(collected):
     # plotly.js does not read.
     for f in figs:
         assert '"bdata"' not in f.figure.to_json()
+
+
+def test_robustness_profiles_are_the_stored_per_seed_values(collected):
+    """The profiles the report draws, against a NumPy computation on the values stored on the
+    trials (per test σ: mean over seeds, t-based 95% CI, paired Δ from the baseline)."""
+    import numpy as np
+    from scipy import stats as sps
+
+    data, study = collected
+    stored = {t.user_attrs["config"]: np.array([e["values"] for e in t.user_attrs["robustness"]])
+              for t in study.trials}  # (S, R) per configuration
+    assert {p.config for p in data.profiles} == set(stored)
+    for p in data.profiles:
+        values = stored[p.config]
+        assert p.test_stds == (0.0, 0.1, 0.3)
+        np.testing.assert_allclose(p.mean, values.mean(axis=1), atol=1e-6)
+        for k, col in enumerate(values):
+            if np.ptp(col) > 0:
+                low, high = sps.t.interval(0.95, col.size - 1, loc=col.mean(),
+                                           scale=sps.sem(col))
+                assert (p.low[k], p.high[k]) == pytest.approx((low, high), abs=1e-6)
+        if p.placement == "none":
+            assert p.diff == (None, None, None)
+        else:
+            np.testing.assert_allclose(p.diff, (values - stored["none"]).mean(axis=1),
+                                       atol=1e-6)
+    shown = data.shown_profiles()
+    assert shown[0].config == "none" and {p.placement for p in shown[1:]} == {"input",
+                                                                             "hidden_pre"}
+
+
+def test_robustness_figures_draw_the_profiles(collected):
+    data, _ = collected
+    figs = {f.id: f.figure for f in report.figures(data)}
+    heat = figs["noise-search-8-robustness"].data[0]
+    assert list(heat.y) == [p.config for p in data.profiles]
+    assert list(heat.x) == ["0", "0.1", "0.3"]
+    for row, p in zip(heat.z, data.profiles):
+        assert list(row) == ([0.0] * 3 if p.placement == "none" else list(p.diff))
+    lines = [t for t in figs["noise-search-9-profiles"].data if t.mode == "lines+markers"]
+    assert [t.name for t in lines][0] == "no noise"
+    for t, p in zip(lines, data.shown_profiles()):
+        assert list(t.x) == list(p.test_stds) and list(t.y) == list(p.mean)
 
 
 def test_recommendation_and_summary_name_the_best(collected):
@@ -265,7 +309,7 @@ def test_saving_to_the_dashboard_twice_replaces(finished, tmp_path, capsys):
     assert note["version"] == get_note_from_system_attrs(before, None)["version"] + 2
     assert note["body"].startswith("## noise-search: tiny")
     assert note["body"].count("## noise-search: tiny") == 1
-    assert "saved 6 figures and a summary note" in capsys.readouterr().out
+    assert "saved 8 figures and a summary note" in capsys.readouterr().out
 
 
 def _one_line_error(capsys) -> str:
@@ -327,7 +371,7 @@ def test_to_dashboard_writes_no_html_unless_asked(finished, tmp_path, capsys, mo
                  "--no-boundary"]) == 0
     out = capsys.readouterr().out
     assert list(tmp_path.iterdir()) == [] and "wrote" not in out
-    assert "saved 5 figures and a summary note into study 'tiny'" in out
+    assert "saved 7 figures and a summary note into study 'tiny'" in out
 
 
 @pytest.mark.slow
@@ -357,15 +401,15 @@ def test_regression_study_minimizes_and_explains_the_missing_boundary(write_stud
 
 def test_run_draws_dashboard_figures_once_per_set_of_completed_trials(write_study, sqlite_url,
                                                                       capsys):
-    path = write_study()
+    path = write_study(TINY_STUDY + ROBUSTNESS_SECTION)  # all the figures, robustness too
     assert main(["run", str(path), "--storage", sqlite_url]) == 0
-    assert "saved 6 figures" in capsys.readouterr().out
+    assert "saved 8 figures" in capsys.readouterr().out
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     assert study.user_attrs["dashboard_figures_for"] == ",".join(
         str(t.number) for t in study.trials)
     # A resume with nothing to do does not retrain and redraw.
     assert main(["run", str(path), "--storage", sqlite_url]) == 0
-    assert "saved 6 figures" not in capsys.readouterr().out
+    assert "saved 8 figures" not in capsys.readouterr().out
     from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
     storage = open_storage(sqlite_url)

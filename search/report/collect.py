@@ -113,6 +113,21 @@ class Points:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """[robustness]: one configuration's metric under test-time input noise, per test σ (the
+    `robustness` entries of its result row: mean over seeds, 95% CI, paired Δ vs baseline)."""
+
+    config: str
+    placement: str
+    test_stds: tuple[float, ...]
+    mean: tuple[float, ...]
+    low: tuple[float | None, ...]
+    high: tuple[float | None, ...]
+    diff: tuple[float | None, ...]  # None for the baseline itself
+    robust_mean: float | None  # the robust score
+
+
+@dataclass(frozen=True)
 class RaceRow:
     """How far racing let one configuration go: the seeds it ran, and why it stopped."""
 
@@ -143,6 +158,7 @@ class ReportData:
     diverged: int = 0  # configurations that diverged: done (deterministic), never run again
     race: tuple[RaceRow, ...] = ()  # a racing study's configurations, most seeds first
     pruned: int = 0  # configurations racing stopped: done
+    profiles: tuple[Profile, ...] = ()  # [robustness]: completed configurations, results order
 
     @property
     def race_maximum(self) -> int:
@@ -179,6 +195,18 @@ class ReportData:
     @property
     def maximize(self) -> bool:
         return self.direction == "maximize"
+
+    def shown_profiles(self) -> tuple[Profile, ...]:
+        """The profile curves drawn: the baseline, then the most robust configuration of each
+        placement (by robust score in the study's direction)."""
+        sign = 1.0 if self.maximize else -1.0
+        chosen = [p for p in self.profiles if p.placement == BASELINE]
+        for placement in self.placements:
+            mine = [p for p in self.profiles if p.placement == placement
+                    and p.robust_mean is not None]
+            if mine:
+                chosen.append(max(mine, key=lambda p: sign * (p.robust_mean or 0.0)))
+        return tuple(chosen)
 
 
 def rounded(values: Iterable[float], digits: int = 6) -> tuple[float, ...]:
@@ -225,7 +253,7 @@ def collect(study: optuna.Study, *, boundaries: bool = True,
         configs=configs, rows=tuple(res.rows), curves=(), boundaries=(), points=None, notes=(),
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         advice=recommend(res).text, diverged=p.diverged, race=race_rows(spec_dict, res.rows),
-        pruned=p.pruned,
+        pruned=p.pruned, profiles=profiles_of(res.rows),
     )
     curves, notes = _curves(data, trials)
     data = replace(data, curves=curves, notes=notes)
@@ -235,6 +263,22 @@ def collect(study: optuna.Study, *, boundaries: bool = True,
         found, points, why = decision_boundaries(data, trials, progress)
         data = replace(data, boundaries=found, points=points, notes=(*data.notes, *why))
     return data
+
+
+def profiles_of(rows: Iterable[dict[str, Any]]) -> tuple[Profile, ...]:
+    """The robustness profiles of the completed rows that have one, in the rows' order."""
+    out = []
+    for r in rows:
+        entries = r.get("robustness")
+        if r["state"] != "COMPLETE" or not entries:
+            continue
+        out.append(Profile(
+            r["config"], r["placement"], tuple(float(e["test_std"]) for e in entries),
+            tuple(float(e["mean"]) for e in entries), tuple(e["ci_low"] for e in entries),
+            tuple(e["ci_high"] for e in entries),
+            tuple(None if r["placement"] == BASELINE else e["diff"] for e in entries),
+            r.get("robust_mean")))
+    return tuple(out)
 
 
 def race_rows(spec: dict[str, Any], rows: Iterable[dict[str, Any]]) -> tuple[RaceRow, ...]:

@@ -308,6 +308,58 @@ def race_figure(data: ReportData) -> go.Figure:
     return fig
 
 
+def robustness_heatmap_figure(data: ReportData) -> go.Figure:
+    """[robustness]: configuration × test σ of the metric under test-time input noise, coloured
+    by the paired Δ from the baseline at the same σ (the baseline's row is its own level)."""
+    import plotly.graph_objects as go
+
+    profiles = list(data.profiles)
+    stds = [fmt.std(s) for s in profiles[0].test_stds] if profiles else []
+    z = [[(0.0 if p.placement == BASELINE else d) for d in p.diff] for p in profiles]
+    text = [[fmt.number(m, 3) + ("" if d is None else f"<br>{fmt.signed(d, 3)}")
+             for m, d in zip(p.mean, p.diff)] for p in profiles]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=stds, y=[p.config for p in profiles], text=text, texttemplate="%{text}",
+        colorscale="RdBu" if data.maximize else "RdBu_r", zmid=0.0, hoverongaps=False,
+        colorbar={"title": {"text": "Δ baseline<br>at that σ"}},
+        hovertemplate="%{y}, test σ=%{x}<br>Δ baseline %{z:+.4f}<extra></extra>"))
+    fig.update_layout(
+        title={"text": f"Test {data.metric} under input noise at test time: configuration × "
+                       "test σ (cells: mean and paired Δ from the baseline at that σ)"},
+        xaxis={"title": {"text": "test-time σ on the inputs"}, "type": "category"},
+        yaxis={"title": {"text": "configuration"}, "autorange": "reversed", "type": "category"},
+        height=max(320, 90 + 22 * len(profiles)))
+    return fig
+
+
+def robustness_curves_figure(data: ReportData) -> go.Figure:
+    """[robustness]: the profiles (metric against test σ) of the baseline and of the most
+    robust configuration of each placement, with 95% CI bands over the seeds."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for p in data.shown_profiles():
+        color = _color(data.placements, p.placement)
+        x = list(p.test_stds)
+        if all(v is not None for v in (*p.low, *p.high)):
+            fig.add_trace(go.Scatter(
+                x=x + x[::-1], y=list(p.high) + list(p.low)[::-1], fill="toself",
+                fillcolor=color, opacity=0.18, line={"width": 0}, hoverinfo="skip",
+                showlegend=False, legendgroup=p.config))
+        name = "no noise" if p.placement == BASELINE else p.config
+        fig.add_trace(go.Scatter(
+            x=x, y=list(p.mean), mode="lines+markers", name=name, legendgroup=p.config,
+            line={"color": color, "dash": "dash" if p.placement == BASELINE else "solid"},
+            customdata=[[lo, hi] for lo, hi in zip(p.low, p.high)],
+            hovertemplate=(f"{name} test σ=%{{x}}<br>mean %{{y:.4f}}<br>95% CI "
+                           "%{customdata[0]:.4f}–%{customdata[1]:.4f}<extra></extra>")))
+    fig.update_layout(title={"text": f"Robustness profiles: test {data.metric} against test-time "
+                                     "input σ, with 95% CI bands"},
+                      xaxis={"title": {"text": "test-time σ on the inputs"}},
+                      yaxis={"title": {"text": f"test {data.metric} under noise"}}, height=460)
+    return fig
+
+
 def figures(data: ReportData, compact: bool = False) -> list[Figure]:
     """The report's figures in reading order; a figure whose data is missing is left out.
 
@@ -329,6 +381,11 @@ def figures(data: ReportData, compact: bool = False) -> list[Figure]:
     if data.race:
         out.append(Figure("noise-search-7-race", "Racing: seeds per configuration",
                           race_figure(data)))
+    if data.profiles:
+        out.append(Figure("noise-search-8-robustness", "Robustness: configuration × test σ",
+                          robustness_heatmap_figure(data)))
+        out.append(Figure("noise-search-9-profiles", "Robustness profiles",
+                          robustness_curves_figure(data)))
     if compact:
         short = {"noise-search-1-heatmap": f"Mean test {m}: placement × σ (baseline outlined)",
                  "noise-search-2-sigma": f"Mean test {m} against σ (95% CI bands)",
@@ -336,7 +393,9 @@ def figures(data: ReportData, compact: bool = False) -> list[Figure]:
                  "noise-search-4-curves": f"Learning curves: train (blue) vs test {m}",
                  "noise-search-5-gap": f"Train vs test {m} (generalization gap)",
                  "noise-search-6-boundary": "Decision boundary: baseline vs best (seed 0)",
-                 "noise-search-7-race": "Racing: seeds each configuration ran"}
+                 "noise-search-7-race": "Racing: seeds each configuration ran",
+                 "noise-search-8-robustness": f"Test {m} under input noise: Δ baseline per σ",
+                 "noise-search-9-profiles": f"Robustness profiles: {m} against test σ"}
         for f in out:
             f.figure.update_layout(height=None, title={"text": short[f.id], "font": {"size": 14}},
                                    margin={"l": 50, "r": 20, "t": 60, "b": 40})
