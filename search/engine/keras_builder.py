@@ -8,8 +8,10 @@ shuffle seeded by the same global seed: the same data order in every configurati
 Metrics are measured clean at the record points only (``record_every``): one forward pass
 of each set in inference mode, called directly (no ``evaluate`` / ``predict`` function to
 trace and compile for every new model); the loss is Keras's, computed from those
-predictions. Training runs as one XLA program per step (``jit_compile``) where every
-layer of the model allows it; Keras falls back to a plain graph otherwise.
+predictions. Training compiles with ``jit_compile="auto"``: XLA where a GPU is present and
+every layer of the model allows it (Keras's rule). On a CPU, XLA's compilation (14-25 s per
+model, and every repeat is a new model) costs more than it saves
+(benchmarks/builder_models.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from search.engine.keras_ref import _UnderNoise, make_optimizer, metric_of, repe
 from search.noise import NoiseConfig, baseline
 from search.spec import StudySpec
 
-JIT_COMPILE: bool | str = "auto"  # Keras: XLA where a GPU exists and every layer allows it
+JIT_COMPILE: bool | str = "auto"  # see above; benchmarks/builder_models.py sets True / False
 LOSSES = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",
           "regression": "mean_squared_error"}
 
