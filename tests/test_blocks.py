@@ -36,7 +36,8 @@ def _same(block, full, repeats: range, exact: bool) -> None:
     np.testing.assert_array_equal(block.diverged_at, full.diverged_at[rows])
 
 
-@pytest.mark.parametrize("config", ["none", f"{ALL_SITES}:0.2"])
+@pytest.mark.parametrize("config", [
+    "none", pytest.param(f"{ALL_SITES}:0.2", marks=pytest.mark.slow)])  # 47 s: every site
 def test_fast_engine_block_is_the_full_runs_slice_exactly(tiny, config):
     spec, data = tiny
     noise = parse_config_key(config)

@@ -246,6 +246,7 @@ def test_noise_layer_adds_noise_only_while_training_and_only_at_configured_sites
 
 # --- whole studies -----------------------------------------------------------------------------
 
+@pytest.mark.slow  # real training for over 20 s: kept out of ./scripts/test --fast
 def test_a_builder_study_runs_and_every_reader_works(tmp_path, capsys):
     """run, results, the record's σ per site, the SQL view and the report's data."""
     import sqlite3
@@ -278,6 +279,7 @@ def test_a_builder_study_runs_and_every_reader_works(tmp_path, capsys):
     assert any("builder" in note for note in data.notes)
 
 
+@pytest.mark.slow  # real training for over 20 s: kept out of ./scripts/test --fast
 def test_parity_with_the_built_in_keras_engine_seed_by_seed(tmp_path):
     """A builder that is the tutorial's MLP, started from the built-in engine's initial
     weights, gives the built-in Keras engine's test accuracies repeat by repeat."""

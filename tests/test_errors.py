@@ -56,6 +56,7 @@ class _Results:
     completed = [{"trial": 0}, {"trial": 2}]
 
 
+@pytest.mark.slow  # real training for over 20 s: kept out of ./scripts/test --fast
 def test_dashboard_drawing_after_a_run_gives_its_claim_back_on_a_storage_failure():
     study, warnings = _Study(), []
 
