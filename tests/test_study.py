@@ -326,3 +326,22 @@ def test_final_weights_are_stored_exactly_up_to_a_size(write_study):
     big = np.zeros(record.MAX_STORED_WEIGHTS + 1, np.float32)
     assert record.weights_value(dataclasses.replace(result, weights=(big,))) is None
     assert stored_weights(optuna.trial.create_trial(value=0.5)) is None
+
+
+def test_intermediate_values_are_the_mean_curve_at_no_more_than_fifty_points(
+        write_study, sqlite_url, fake_engine):
+    """optuna-dashboard's curve: each point is a database write, so a long run's 200 record
+    points are thinned, evenly, keeping the first and the last (the trial's final mean)."""
+    from search.study.record import MAX_INTERMEDIATE_VALUES
+
+    assert _run(write_study(), sqlite_url, "--set", "model.epochs=1000") == 0
+    for t in optuna.load_study(study_name="tiny", storage=sqlite_url).trials:
+        epochs = t.system_attrs[CURVES_ATTR]["epochs"]
+        assert len(epochs) == 200 > MAX_INTERMEDIATE_VALUES == len(t.intermediate_values)
+        steps = sorted(t.intermediate_values)
+        assert steps[0] == epochs[0] == 5 and steps[-1] == epochs[-1] == 1000
+        assert set(np.diff(steps)) <= {20, 25}  # evenly spaced record points
+        mean = np.mean(t.system_attrs[CURVES_ATTR]["test_metric"], axis=0)
+        for step, value in t.intermediate_values.items():
+            assert value == pytest.approx(mean[epochs.index(step)], abs=1e-5)
+        assert t.intermediate_values[1000] == pytest.approx(t.value, abs=1e-5)

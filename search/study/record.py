@@ -69,6 +69,10 @@ CERTIFIED_ATTR = "certified"
 CURVES_ATTR = "noise_search:curves"  # {"epochs": [...], curve name: per repeat [...]}
 WEIGHTS_ATTR = "noise_search:weights"  # repeat 0's final parameters, when small enough
 MAX_STORED_WEIGHTS = 200_000  # numbers in all; a larger model's weights are not stored
+# The mean test curve goes to optuna-dashboard as intermediate values at no more record points
+# than this: each is a database write of its own (400 of them were ~0.4 s per trial on SQLite,
+# a tenth of the tutorial grid's run); the whole curves are in CURVES_ATTR for the report.
+MAX_INTERMEDIATE_VALUES = 50
 # Racing: one attribute per trained block of seeds (+ its first repeat index), written in one
 # storage call, so a block is recorded entirely or not at all: {"repeats": [start, stop],
 # "seconds", metric and loss values per repeat, "curves"}. The trial's aggregates, curves and
@@ -302,6 +306,20 @@ def curves_value(result: TrainResult) -> dict[str, Any]:
     curves.update({name: [list(_rounded(row, 5)) for row in values]
                    for name, values in result.curves.items()})
     return curves
+
+
+def intermediate_values(result: TrainResult) -> list[tuple[int, float]]:
+    """(epoch, mean clean test metric over the repeats) for optuna-dashboard's intermediate
+    values: at most MAX_INTERMEDIATE_VALUES record points, evenly spaced, the first and the
+    last always among them; points where the mean is not finite are left out."""
+    epochs = list(result.curve_epochs)
+    if not epochs:
+        return []
+    mean_curve = np.mean(result.curves["test_metric"], axis=0)
+    count = min(len(epochs), MAX_INTERMEDIATE_VALUES)
+    picked = np.unique(np.round(np.linspace(0, len(epochs) - 1, count)).astype(int))
+    return [(int(epochs[i]), float(mean_curve[i])) for i in picked
+            if np.isfinite(mean_curve[i])]
 
 
 def weights_value(result: TrainResult) -> list[dict[str, Any]] | None:

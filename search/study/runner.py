@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
@@ -279,7 +278,7 @@ class StudyRunner:
     def _record(self, trial: optuna.Trial, measured: record.TrialRecord,
                 result: TrainResult) -> None:
         """Store the measurements, curves (and small weights) on the trial; report the mean
-        clean test curve as its intermediate values."""
+        clean test curve (record.intermediate_values) as its intermediate values."""
         for key, value in measured.to_attrs(identity=False).items():
             trial.set_user_attr(key, value)
         self.storage.set_trial_system_attr(trial_id(trial), record.CURVES_ATTR,
@@ -289,10 +288,8 @@ class StudyRunner:
             self.storage.set_trial_system_attr(trial_id(trial), record.WEIGHTS_ATTR, weights)
         if len(self.study.directions) > 1:
             return  # Optuna keeps intermediate values for single-objective studies only
-        mean_curve = np.mean(result.curves["test_metric"], axis=0)
-        for epoch, value in zip(result.curve_epochs, mean_curve):
-            if np.isfinite(value):
-                trial.report(float(value), step=int(epoch))
+        for epoch, value in record.intermediate_values(result):
+            trial.report(value, step=epoch)
 
     def _fail_quietly(self, trial: optuna.Trial, reason: str) -> None:
         """Mark a trial failed on the way out; if the storage is gone, staleness will do it."""
