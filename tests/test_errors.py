@@ -56,8 +56,11 @@ class _Results:
     completed = [{"trial": 0}, {"trial": 2}]
 
 
-@pytest.mark.slow  # real training for over 20 s: kept out of ./scripts/test --fast
-def test_dashboard_drawing_after_a_run_gives_its_claim_back_on_a_storage_failure():
+def test_dashboard_drawing_after_a_run_gives_its_claim_back_on_a_storage_failure(monkeypatch):
+    from search.storage import connect
+
+    # A storage gone for good: retried for the patience (120 s by default), then a warning.
+    monkeypatch.setattr(connect, "OUTAGE_PATIENCE_SECONDS", 0.5)
     study, warnings = _Study(), []
 
     def storage_gone():
@@ -65,7 +68,10 @@ def test_dashboard_drawing_after_a_run_gives_its_claim_back_on_a_storage_failure
 
     assert save_after_run(study, _Results(), storage_gone, warnings.append) is None  # type: ignore[arg-type]
     assert len(warnings) == 1
-    assert warnings[0].startswith("figures for optuna-dashboard not saved: ")
+    assert warnings[0].startswith("figures for optuna-dashboard not saved: lost the storage "
+                                  "while reading the study for the figures and it did not come "
+                                  "back within 0 s: ")
+    assert warnings[0].endswith("server closed")
     assert study.user_attrs[DASHBOARD_STAMP_ATTR] == ""  # the next worker draws again
 
 

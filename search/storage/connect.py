@@ -146,14 +146,16 @@ def disk_full_message(exc: BaseException, what: str) -> str:
             "same command again to resume")
 
 
-def retrying(call: Callable[[], T], what: str,
-             patience: float = OUTAGE_PATIENCE_SECONDS) -> T:
+def retrying(call: Callable[[], T], what: str, patience: float | None = None) -> T:
     """Run a storage call, retrying while the database server is unreachable.
 
     A restart of the server or a dropped connection is waited out (with back-off) for up to
-    ``patience`` seconds; then the worker stops with a one-line error. Errors that are not about
-    reaching the server are raised at once. Calls must be safe to repeat.
+    ``patience`` seconds (default OUTAGE_PATIENCE_SECONDS, read at the call); then the worker
+    stops with a one-line error. Errors that are not about reaching the server are raised at
+    once. Calls must be safe to repeat.
     """
+    if patience is None:
+        patience = OUTAGE_PATIENCE_SECONDS
     deadline = time.monotonic() + patience
     delay = 0.25
     while True:
