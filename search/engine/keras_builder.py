@@ -16,7 +16,6 @@ model, and every repeat is a new model) costs more than it saves
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -25,8 +24,8 @@ import numpy as np
 
 from search import builder
 from search.data import Dataset
-from search.engine._common import CURVE_NAMES, TrainResult, record_epochs
-from search.engine.keras_ref import _UnderNoise, make_optimizer, metric_of, repeat_seed
+from search.engine._common import TrainResult
+from search.engine.keras_ref import fit_repeats, make_optimizer, metric_of, repeat_seed
 from search.noise import NoiseConfig, baseline
 from search.spec import StudySpec
 
@@ -59,29 +58,6 @@ def _scores(model: Any, x: np.ndarray, y: np.ndarray, task: str,
     return clean_loss(pred, y, task), metric_of(pred, y, task, metric)
 
 
-def _recorder(data: Dataset, metric: str, points: tuple[int, ...]) -> Any:
-    import keras
-
-    class Recorder(keras.callbacks.Callback):
-        """Clean curves at the record points; stops a repeat whose training loss is not finite."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.rows: list[tuple[float, float, float, float]] = []
-            self.diverged_at = 0
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            if not np.isfinite(float((logs or {}).get("loss", 0.0))):
-                self.diverged_at = epoch + 1
-                self.model.stop_training = True  # everything after is NaN; skip the work
-            elif epoch + 1 in points:
-                test = _scores(self.model, data.x_test, data.y_test, data.task, metric)
-                train = _scores(self.model, data.x_train, data.y_train, data.task, metric)
-                self.rows.append((test[1], train[1], test[0], train[0]))
-
-    return Recorder()
-
-
 def compile_model(model: Any, spec: StudySpec, task: str) -> Any:
     """Compile with the study's optimizer and the task's loss, as the built-in engine does.
     The builder's last layer gives probabilities (sigmoid / softmax) or values (regression)."""
@@ -106,36 +82,13 @@ def build_repeat(spec: StudySpec, config: NoiseConfig, repeat: int) -> Any:
 def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
           repeats: range | None = None) -> TrainResult:
     """Train each repeat of ``config`` (``repeats``, default all: a racing block is a range)
-    with ``model.fit``; every metric is measured clean."""
-    import keras
-
-    started = time.perf_counter()
+    with ``model.fit`` (keras_ref.fit_repeats); every metric is measured clean."""
     chosen = range(spec.study.repeats) if repeats is None else repeats
-    R = len(chosen)
-    points = record_epochs(spec.model.epochs, spec.study.record_every)
-    curves = np.full((len(CURVE_NAMES), R, len(points)), np.nan)
-    diverged_at = np.zeros(R, np.int64)
-    final: tuple[np.ndarray, ...] | None = None
-    measured = _UnderNoise(spec, data, R)  # [robustness]: the final model on noisy test inputs
-    for r, repeat in enumerate(chosen):
-        model = compile_model(build_repeat(spec, config, repeat), spec, data.task)
-        recorder = _recorder(data, spec.metric, points)
-        model.fit(data.x_train, data.y_train, epochs=spec.model.epochs,
-                  batch_size=spec.model.batch_size, shuffle=True, verbose=0,
-                  callbacks=[recorder])
-        rows = np.array(recorder.rows, dtype=np.float64).reshape(-1, len(CURVE_NAMES))
-        curves[:, r, : len(rows)] = rows.T  # a diverged repeat keeps NaN after it stopped
-        diverged_at[r] = recorder.diverged_at
-        measured.measure(model, r, repeat)
-        if r == 0:
-            final = tuple(np.asarray(w, np.float32) for w in model.get_weights())
-        keras.backend.clear_session()  # one model per repeat: do not let graphs pile up
-    arrays = dict(zip(CURVE_NAMES, curves))
-    return measured.into(TrainResult(
-        train_metric=arrays["train_metric"][:, -1], test_metric=arrays["test_metric"][:, -1],
-        train_loss=arrays["train_loss"][:, -1], test_loss=arrays["test_loss"][:, -1],
-        curve_epochs=points, curves=arrays, diverged_at=diverged_at,
-        seconds=time.perf_counter() - started, weights=final))
+    return fit_repeats(
+        spec, data, chosen,
+        lambda r, repeat: compile_model(build_repeat(spec, config, repeat), spec, data.task),
+        lambda model: tuple(np.asarray(w, np.float32) for w in model.get_weights()),
+        scores=_scores)
 
 
 def predict(spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],

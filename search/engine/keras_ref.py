@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,8 +42,8 @@ from search.noise import NoiseConfig, Site, baseline, site_name
 from search.spec import StudySpec
 
 __all__ = ["NAME", "SITES", "build_model", "check", "clean_scores", "dense_weights",
-           "dropout_rate", "make_optimizer", "metric_of", "noise_layer", "output_activation",
-           "predict", "repeat_seed", "train"]
+           "dropout_rate", "fit_repeats", "make_optimizer", "make_recorder", "metric_of",
+           "noise_layer", "output_activation", "predict", "repeat_seed", "train"]
 
 # The sites this engine can train; spec validation refuses the others for engine = "keras".
 SUPPORTED_SITES = frozenset(Site(name) for name in SITES)
@@ -152,14 +152,17 @@ def metric_of(pred: np.ndarray, y: np.ndarray, task: str, metric: str) -> float:
     return float(np.mean(1.0 - ss_res / ss_tot))
 
 
-def _recorder(model_data: tuple[Dataset, str], points: tuple[int, ...]) -> Any:
+Scorer = Callable[[Any, np.ndarray, np.ndarray, str, str], tuple[float, float]]
+
+
+def make_recorder(data: Dataset, metric: str, points: tuple[int, ...],
+             scores: Scorer = clean_scores) -> Any:
+    """A Keras callback: clean (test metric, train metric, test loss, train loss) at the record
+    points, by ``scores`` (model, x, y, task, metric) -> (loss, metric); it stops a repeat whose
+    training loss is not finite. Both Keras engines use it (keras_builder with its own scorer)."""
     import keras
 
-    data, metric = model_data
-
     class Recorder(keras.callbacks.Callback):
-        """Clean curves at the record points; stops a repeat whose training loss is not finite."""
-
         def __init__(self) -> None:
             super().__init__()
             self.rows: list[tuple[float, float, float, float]] = []
@@ -172,10 +175,10 @@ def _recorder(model_data: tuple[Dataset, str], points: tuple[int, ...]) -> Any:
                 self.model.stop_training = True  # everything after is NaN; skip the work
                 return
             if epoch + 1 in points:
-                test_loss, test_metric = clean_scores(self.model, data.x_test, data.y_test,
-                                                      data.task, metric)
-                train_loss, train_metric = clean_scores(self.model, data.x_train, data.y_train,
-                                                        data.task, metric)
+                test_loss, test_metric = scores(self.model, data.x_test, data.y_test,
+                                                data.task, metric)
+                train_loss, train_metric = scores(self.model, data.x_train, data.y_train,
+                                                  data.task, metric)
                 self.rows.append((test_metric, train_metric, test_loss, train_loss))
 
     return Recorder()
@@ -198,22 +201,39 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         from search.engine import keras_builder
 
         return keras_builder.train(spec, data, config, repeats)
-    started = time.perf_counter()
     chosen = range(spec.study.repeats) if repeats is None else repeats
-    R = len(chosen)
     if weights is None:
         everyone = initial_weights(layer_sizes(data, spec.model), chosen.stop, spec.study.seed)
         weights = [(k[chosen.start:], b[chosen.start:]) for k, b in everyone]
+    given = weights
+
+    def model_for(r: int, repeat: int) -> Any:
+        seed = repeat_seed(spec.study.seed, repeat)
+        keras.utils.set_random_seed(seed)
+        return build_model(spec, data, config, [(k[r], b[r]) for k, b in given], seed=seed)
+
+    return fit_repeats(spec, data, chosen, model_for, dense_weights)
+
+
+def fit_repeats(spec: StudySpec, data: Dataset, chosen: range,
+                model_for: Callable[[int, int], Any],
+                final_weights: Callable[[Any], tuple[np.ndarray, ...]],
+                scores: Scorer = clean_scores) -> TrainResult:
+    """Both Keras engines' loop over the repeats ``chosen``: ``model_for(r, repeat)`` (the
+    compiled model, built under the repeat's seed), ``model.fit`` with the recorder (clean
+    curves by ``scores``), [robustness] on the final model, repeat 0's ``final_weights``."""
+    import keras
+
+    started = time.perf_counter()
+    R = len(chosen)
     points = record_epochs(spec.model.epochs, spec.study.record_every)
     curves = np.full((len(CURVE_NAMES), R, len(points)), np.nan)
     diverged_at = np.zeros(R, np.int64)
     final: tuple[np.ndarray, ...] | None = None
     measured = _UnderNoise(spec, data, R)
     for r, repeat in enumerate(chosen):
-        seed = repeat_seed(spec.study.seed, repeat)
-        keras.utils.set_random_seed(seed)
-        model = build_model(spec, data, config, [(k[r], b[r]) for k, b in weights], seed=seed)
-        recorder = _recorder((data, spec.metric), points)
+        model = model_for(r, repeat)
+        recorder = make_recorder(data, spec.metric, points, scores)
         model.fit(data.x_train, data.y_train, epochs=spec.model.epochs,
                   batch_size=spec.model.batch_size, shuffle=True, verbose=0,
                   callbacks=[recorder])
@@ -221,7 +241,7 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
         curves[:, r, : len(rows)] = rows.T  # a diverged repeat keeps NaN after it stopped
         diverged_at[r] = recorder.diverged_at
         if r == 0:
-            final = dense_weights(model)
+            final = final_weights(model)
         measured.measure(model, r, repeat)
         keras.backend.clear_session()  # one model per repeat: do not let graphs pile up
     arrays = dict(zip(CURVE_NAMES, curves))
