@@ -51,6 +51,20 @@ def test_threefry_matches_the_published_known_answers():
         assert tuple(int(g.numpy()[0]) for g in got) == want
 
 
+def test_normals_are_the_box_muller_pairs_in_order_compiled_or_not():
+    """Element 2p and 2p + 1 of a repeat's draw are the two normals of its counter p, for an
+    odd count too (the last pair's second normal is dropped), in XLA and eagerly alike: the
+    packing into uint64 and its unpacking change how fast, never which numbers."""
+    seed, step, shape = tf.constant(9, tf.int64), tf.constant(4), (3, 5, 7)  # 35 per repeat
+    w0, w1 = _random.bits(seed, 12, 3, step, _random.pairs_for(shape), first=2)
+    z0, z1 = (z.numpy() for z in _random.box_muller(w0, w1))
+    want = np.stack([z0, z1], axis=-1).reshape(3, -1)[:, :35].reshape(shape)
+    eager = _random.normals(seed, 12, step, shape, first=2).numpy()
+    compiled = tf.function(lambda s, t: _random.normals(s, 12, t, shape, first=2),
+                           jit_compile=True)(seed, step).numpy()
+    assert np.array_equal(eager, want) and np.allclose(compiled, want, rtol=0, atol=2e-6)
+
+
 @pytest.mark.slow
 def test_normals_have_the_moments_of_a_standard_normal(engine_normals):
     z = engine_normals

