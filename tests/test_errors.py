@@ -100,3 +100,33 @@ def test_workers_finishing_together_draw_once(monkeypatch):
     # The next worker to finish sees the same completed trials and draws nothing.
     assert save_after_run(study, _Results(), build, lambda m: None) is None  # type: ignore[arg-type]
     assert built == [1]
+
+
+def _raised(outer: BaseException, cause: BaseException) -> BaseException:
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise outer from inner
+    except BaseException as exc:
+        return exc
+
+
+def test_an_outage_is_found_anywhere_in_the_chain_and_bad_data_is_not_one():
+    """A server gone in the middle of a commit reaches us as Optuna's StorageInternalError
+    over whatever SQLAlchemy raised: the driver's error, or a session it left unusable."""
+    import optuna
+
+    from search.storage.connect import is_outage
+
+    gone = sa.exc.OperationalError("COMMIT", {}, Exception("terminating connection"))
+    internal = optuna.exceptions.StorageInternalError
+    assert is_outage(_raised(internal("commit"), gone))
+    deeper = _raised(internal("commit"), _raised(sa.exc.StatementError("s", "x", {}, None), gone))
+    assert is_outage(deeper)
+    for left_unusable in (sa.exc.PendingRollbackError("rolled back"),
+                          sa.exc.ResourceClosedError("This Connection is closed")):
+        assert is_outage(_raised(internal("commit"), left_unusable))
+    bad = sa.exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
+    assert not is_outage(_raised(internal("commit"), bad))
+    assert not is_outage(_raised(internal("commit"), sa.exc.DataError("x", {}, Exception("long"))))

@@ -131,7 +131,8 @@ def test_a_server_restarted_while_workers_train_and_while_figures_are_saved(tmp_
         for name in ("outage 1 (training)", "outage 2 (saving figures)"):
             down, back = timings[f"{name}: server stopped at"], timings[f"{name}: server back at"]
             assert any(down <= t <= back for t in met), (name, met, stderr)
-        assert "saved 6 figures and a summary note for optuna-dashboard" in stdout, stdout
+        assert "saved 6 figures and a summary note for optuna-dashboard" in stdout, \
+            stdout + stderr
         _assert_each_configuration_complete_once(server.url, path)
 
 

@@ -146,7 +146,9 @@ def test_interrupted_local_workers_stop_cleanly_and_resume(storage_url, tmp_path
     worker fails its trial as interrupted and exits; running again completes the grid once."""
     sig = signal.SIGINT if storage_url.startswith("sqlite") else signal.SIGTERM
     path = tmp_path / "split.toml"
-    path.write_text(STUDY.format(epochs=2000, std="[0.1, 0.3]"))
+    # Trials of several seconds: one of 2,000 epochs could end between the test seeing it
+    # running and the signal arriving (seen in CI), and then nothing was interrupted.
+    path.write_text(STUDY.format(epochs=12000, std="[0.1, 0.3]"))
     args = ["run", str(path), "--storage", storage_url, "--workers", "2"]
     parent = _spawn(args, tmp_path / "first.log")
     try:

@@ -127,14 +127,31 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _chain(exc: BaseException, depth: int = 8) -> Iterator[BaseException]:
+    """``exc`` and what caused it, outermost first (Optuna wraps SQLAlchemy, which wraps the
+    driver; a failure while rolling back can sit under another)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen and len(seen) < depth:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+
+
 def is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database could not be reached (worth retrying), not bad data."""
+    """Whether ``exc`` says the database could not be reached (worth retrying), not bad data.
+
+    Besides the driver's connection errors: a session or connection that a dropped
+    connection left unusable (``PendingRollbackError``, ``ResourceClosedError``) when the
+    server goes away in the middle of a commit; Optuna rolls back, so the retry starts clean.
+    """
     if is_disk_full(exc):
         return False
-    for err in (exc, exc.__cause__, exc.__context__):
+    for err in _chain(exc):
         if isinstance(err, DBAPIError) and (err.connection_invalidated
                                             or isinstance(err, sa.exc.OperationalError
                                                           | sa.exc.InterfaceError)):
+            return True
+        if isinstance(err, sa.exc.PendingRollbackError | sa.exc.ResourceClosedError):
             return True
     return False
 
