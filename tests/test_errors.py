@@ -127,6 +127,13 @@ def test_an_outage_is_found_anywhere_in_the_chain_and_bad_data_is_not_one():
     for left_unusable in (sa.exc.PendingRollbackError("rolled back"),
                           sa.exc.ResourceClosedError("This Connection is closed")):
         assert is_outage(_raised(internal("commit"), left_unusable))
+    # A full disk is never an outage (waiting rarely helps), however deep it lies.
+    import sqlite3
+
+    full = sa.exc.OperationalError("INSERT", {}, sqlite3.OperationalError(
+        "database or disk is full"))
+    assert not is_outage(_raised(internal("commit"),
+                                 _raised(sa.exc.StatementError("s", "x", {}, None), full)))
     bad = sa.exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
     assert not is_outage(_raised(internal("commit"), bad))
     assert not is_outage(_raised(internal("commit"), sa.exc.DataError("x", {}, Exception("long"))))

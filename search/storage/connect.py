@@ -117,16 +117,6 @@ def _schema_lock(url: str) -> Iterator[None]:
 _SQLITE_WRITE_REFUSED = ("database or disk is full", "disk I/O error")
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` is SQLite failing to write its file (a full disk, a size limit)."""
-    for err in (exc, exc.__cause__, exc.__context__):
-        orig = getattr(err, "orig", None)
-        if isinstance(orig, sqlite3.OperationalError) and any(
-                words in str(orig) for words in _SQLITE_WRITE_REFUSED):
-            return True
-    return False
-
-
 def _chain(exc: BaseException, depth: int = 8) -> Iterator[BaseException]:
     """``exc`` and what caused it, outermost first (Optuna wraps SQLAlchemy, which wraps the
     driver; a failure while rolling back can sit under another)."""
@@ -135,6 +125,16 @@ def _chain(exc: BaseException, depth: int = 8) -> Iterator[BaseException]:
         seen.add(id(exc))
         yield exc
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite failing to write its file (a full disk, a size limit)."""
+    for err in _chain(exc):
+        orig = getattr(err, "orig", None)
+        if isinstance(orig, sqlite3.OperationalError) and any(
+                words in str(orig) for words in _SQLITE_WRITE_REFUSED):
+            return True
+    return False
 
 
 def is_outage(exc: BaseException) -> bool:
