@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -162,7 +161,7 @@ class TrialRecord:
             train_loss_values=_rounded(result.train_loss),
             test=stats.summarize(result.test_metric), train=stats.summarize(result.train_metric),
             duration_s=round(seconds, 3), engine=spec.study.engine,
-            **_robustness_fields(spec, result))
+            **_robustness_fields(spec, result.robustness, result.certified))
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord | None:
@@ -213,17 +212,14 @@ class TrialRecord:
     def raced(cls, config: NoiseConfig, spec: StudySpec,
               blocks: list[dict[str, Any]]) -> TrialRecord:
         """The record of a configuration's seeds so far, from its stored blocks (in order)."""
-        def joined(name: str) -> np.ndarray:
-            return np.concatenate([np.asarray(b[name], np.float64) for b in blocks])
-
-        def stacked(name: str) -> np.ndarray | None:  # [robustness]: (repeats, σ or radius)
+        def joined(name: str) -> np.ndarray | None:
+            """The blocks' values in repeat order; None if a block has none ([robustness])."""
             if any(b.get(name) is None for b in blocks):
                 return None
             return np.concatenate([np.asarray(b[name], np.float64) for b in blocks])
 
         test, train = joined("test_metric"), joined("train_metric")
-        measured = SimpleNamespace(robustness=stacked("robustness"),
-                                   certified=stacked("certified"))
+        assert test is not None and train is not None
         return cls(
             config, config.key, state=TrialState.RUNNING, metric=spec.metric,
             repeats=int(test.size), test_values=_rounded(test), train_values=_rounded(train),
@@ -231,7 +227,8 @@ class TrialRecord:
             train_loss_values=_rounded(joined("train_loss")),
             test=stats.summarize(test), train=stats.summarize(train),
             duration_s=round(sum(float(b["seconds"]) for b in blocks), 3),
-            engine=spec.study.engine, **_robustness_fields(spec, measured))
+            engine=spec.study.engine,
+            **_robustness_fields(spec, joined("robustness"), joined("certified")))
 
     def identity_attrs(self) -> dict[str, Any]:
         """The configuration, as the queue, the SQL view and the dashboard read it."""
@@ -266,11 +263,12 @@ class TrialRecord:
         return attrs
 
 
-def _robustness_fields(spec: StudySpec, result: Any) -> dict[str, Any]:
-    """TrialRecord fields of a result measured under test-time noise (none without)."""
+def _robustness_fields(spec: StudySpec, profiles: Any, certified: Any) -> dict[str, Any]:
+    """TrialRecord fields of the metric under test-time noise: ``profiles`` (repeats, test σ)
+    and ``certified`` (repeats, radius) or None, as TrainResult has them (none without)."""
     from search.analysis import robustness
 
-    r, profiles = spec.robustness, getattr(result, "robustness", None)
+    r = spec.robustness
     if r is None or profiles is None:
         return {}
     scores = robustness.robust_scores(r.input_std, profiles)
@@ -282,7 +280,6 @@ def _robustness_fields(spec: StudySpec, result: Any) -> dict[str, Any]:
                         "values": list(_rounded(column))})
     fields: dict[str, Any] = {"robust_values": _rounded(scores),
                               "robust": stats.summarize(scores), "profile": tuple(entries)}
-    certified = getattr(result, "certified", None)
     if certified is not None:
         fields["certified"] = {"std": r.certify_std, "radii": list(r.certify_radii),
                                "values": [list(_rounded(c)) for c in np.asarray(certified).T]}
