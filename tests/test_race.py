@@ -19,12 +19,12 @@ from search.storage import open_storage
 from search.study import queue, record
 from search.study.runner import StudyRunner
 
-RACE = ["study.repeats=12", "racing.first=4", "racing.each=4"]
+RACE = ["study.repeats=15", "racing.first=5", "racing.each=5"]
 
 # Known means, and a spread per seed so that the paired test has something to do: the
 # baseline, one configuration a little better (hidden_pre:0.1, it stays to the end), one
-# within the noise of the baseline (hidden_pre:0.3: 4 seeds cannot stop it, so it is trained
-# beyond the first round), two far worse (stopped after 4 seeds).
+# within the noise of the baseline (hidden_pre:0.3: 5 seeds cannot stop it, so it is trained
+# beyond the first round), two far worse (stopped after 5 seeds).
 MEANS = {"none": 0.80, "hidden_pre:0.1": 0.81, "hidden_pre:0.3": 0.797, "input:0.1": 0.6,
          "input:0.3": 0.5}
 
@@ -59,30 +59,30 @@ def test_losers_stop_after_the_first_round_the_rest_run_to_the_maximum(write_stu
     by_key = {t.user_attrs["config"]: t for t in trials}
     for key in ("input:0.1", "input:0.3"):
         t = by_key[key]
-        assert t.state == TrialState.PRUNED and t.user_attrs["repeats"] == 4
+        assert t.state == TrialState.PRUNED and t.user_attrs["repeats"] == 5
         assert t.user_attrs["pruned_reason"].startswith("worse than the ")
-        assert "after 4 seeds (paired t, Holm-adjusted p = " in t.user_attrs["pruned_reason"]
-        assert t.value == pytest.approx(np.mean([scored(_config(key), r) for r in range(4)]))
+        assert "after 5 seeds (paired t-test p = " in t.user_attrs["pruned_reason"]
+        assert t.value == pytest.approx(np.mean([scored(_config(key), r) for r in range(5)]))
     close = by_key["hidden_pre:0.3"]
-    assert close.user_attrs["repeats"] > 4
+    assert close.user_attrs["repeats"] > 5
     if close.state == TrialState.PRUNED:
         assert f"after {close.user_attrs['repeats']} seeds" in close.user_attrs["pruned_reason"]
     else:
-        assert close.state == TrialState.COMPLETE and close.user_attrs["repeats"] == 12
+        assert close.state == TrialState.COMPLETE and close.user_attrs["repeats"] == 15
     seeds = {key: t.user_attrs["repeats"] for key, t in by_key.items()}
     for key in ("none", "hidden_pre:0.1"):
         t = by_key[key]
-        assert t.state == TrialState.COMPLETE and t.user_attrs["repeats"] == 12
+        assert t.state == TrialState.COMPLETE and t.user_attrs["repeats"] == 15
         # Per-seed test values as intermediate values, step = repeat index: the dashboard's race.
-        assert t.intermediate_values == {r: scored(_config(key), r) for r in range(12)}
-        assert t.user_attrs["test_values"] == [scored(_config(key), r) for r in range(12)]
+        assert t.intermediate_values == {r: scored(_config(key), r) for r in range(15)}
+        assert t.user_attrs["test_values"] == [scored(_config(key), r) for r in range(15)]
         curves = t.system_attrs[record.CURVES_ATTR]
-        assert len(curves["test_metric"]) == 12
+        assert len(curves["test_metric"]) == 15
     # Each (configuration, block) trained exactly once; the blocks end at the checkpoints.
     calls = _blocks(racer.calls)
     assert set(calls.values()) == {1}
-    assert sorted(calls) == sorted((k, s, s + 4) for k in MEANS for s in range(0, seeds[k], 4))
-    assert runner.study.user_attrs[record.RACE_DECIDED_ATTR] == 8
+    assert sorted(calls) == sorted((k, s, s + 5) for k in MEANS for s in range(0, seeds[k], 5))
+    assert runner.study.user_attrs[record.RACE_DECIDED_ATTR] == 10
     # Repeat 0's weights are stored once, from the first block (the fake has none).
     assert record.WEIGHTS_ATTR not in by_key["none"].system_attrs
 
@@ -99,10 +99,10 @@ def test_results_show_seeds_run_and_why_a_configuration_stopped(write_study, sql
     StudyRunner(spec, open_storage(sqlite_url), train=racer).run()
     res = collect(optuna.load_study(study_name="tiny", storage=sqlite_url))
     rows = {r["config"]: r for r in res.rows}
-    assert (rows["input:0.3"]["state"], rows["input:0.3"]["n"]) == ("PRUNED", 4)
-    assert rows["input:0.3"]["p_paired"] is not None  # compared on the 4 seeds it has
-    assert rows["hidden_pre:0.1"]["n"] == 12 and rows["hidden_pre:0.1"]["pruned_reason"] is None
-    assert res.progress.finished and res.progress.pruned == 3  # hidden_pre:0.3 after 8 seeds
+    assert (rows["input:0.3"]["state"], rows["input:0.3"]["n"]) == ("PRUNED", 5)
+    assert rows["input:0.3"]["p_paired"] is not None  # compared on the 5 seeds it has
+    assert rows["hidden_pre:0.1"]["n"] == 15 and rows["hidden_pre:0.1"]["pruned_reason"] is None
+    assert res.progress.finished and res.progress.pruned == 3  # hidden_pre:0.3 after 10 seeds
     capsys.readouterr()
     assert main(["results", "tiny", "--storage", sqlite_url]) == 0
     out = capsys.readouterr().out
@@ -130,11 +130,11 @@ def test_racing_is_part_of_the_stored_spec(write_study, sqlite_url, fake_engine,
     assert main(["run", str(path), "--storage", sqlite_url, "--quiet", *sets]) == 0
     assert main(["run", str(path), "--storage", sqlite_url, "--quiet", *sets]) == 0  # resumes
     stored = optuna.load_study(study_name="tiny", storage=sqlite_url).user_attrs["spec"]
-    assert stored["racing"] == {"first": 4, "each": 4, "alpha": 0.05, "test": "t"}
+    assert stored["racing"] == {"first": 5, "each": 5, "alpha": 0.05, "test": "t"}
     capsys.readouterr()
     # The same file without racing is another study: the stored spec differs.
     assert main(["run", str(path), "--storage", sqlite_url, "--quiet",
-                 "--set", "study.repeats=12"]) == 2
+                 "--set", "study.repeats=15"]) == 2
     assert "racing" in capsys.readouterr().err
 
 
@@ -158,7 +158,7 @@ def test_an_interrupted_race_resumes_without_training_a_block_twice(write_study,
              if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
     assert sorted(final) == sorted(MEANS)
     assert final["none"].user_attrs["test_values"] == [scored(_config("none"), r)
-                                                       for r in range(12)]
+                                                       for r in range(15)]
     (failed,) = [t for t in study.get_trials() if t.state == TrialState.FAIL]
     assert failed.user_attrs["failure"] == "interrupted"
 
@@ -187,7 +187,7 @@ def test_a_dead_workers_block_is_trained_again_by_another_never_twice_recorded(
     # the rest.
     assert mine[1].system_attrs[record.block_attr(0)] == mine[0].system_attrs[
         record.block_attr(0)]
-    assert mine[1].user_attrs["repeats"] == 12
+    assert mine[1].user_attrs["repeats"] == 15
 
 
 def test_racing_needs_a_grid_and_first_within_repeats(write_study):
@@ -197,9 +197,15 @@ def test_racing_needs_a_grid_and_first_within_repeats(write_study):
     assert str(err.value).startswith("--set 'study.sampler=tpe': 'study.sampler' must be "
                                      "'grid' with [racing]")
     with pytest.raises(spec_module.SpecError) as err:
-        spec_module.load(path, ["racing.first=4"])
-    assert str(err.value) == ("--set 'racing.first=4': 'racing.first' must be <= "
-                              "study.repeats (3, the most seeds a configuration gets); got 4")
+        spec_module.load(path, ["racing.first=2", "study.repeats=30"])
+    assert str(err.value) == ("--set 'racing.first=2': 'racing.first' must be >= 5 (on fewer "
+                              "seeds no exact paired test can find a configuration worse: its "
+                              "smallest p is 2/2^n >= 0.125); got 2")
+    with pytest.raises(spec_module.SpecError) as err:
+        spec_module.load(path, ["racing.first=5", "study.repeats=5"])
+    assert str(err.value) == ("--set 'racing.first=5': 'racing.first' must be < "
+                              "study.repeats (5, the most seeds a configuration gets; with as "
+                              "many from the start nothing is left to race); got 5")
     for bad in ("1", "1.0", "0", "nan"):
         with pytest.raises(spec_module.SpecError) as err:
             spec_module.load(path, [f"racing.alpha={bad}"])
@@ -236,14 +242,14 @@ def test_the_view_and_the_report_show_the_race(write_study, sqlite_url, racer):
         assert reason.startswith("worse than the ")
     data = report_collect(runner.study, boundaries=False)
     seeds = {r.config: (r.seeds, r.state) for r in data.race}
-    assert seeds == {"none": (12, "COMPLETE"), "hidden_pre:0.1": (12, "COMPLETE"),
-                     "hidden_pre:0.3": (8, "PRUNED"), "input:0.1": (4, "PRUNED"),
-                     "input:0.3": (4, "PRUNED")}
+    assert seeds == {"none": (15, "COMPLETE"), "hidden_pre:0.1": (15, "COMPLETE"),
+                     "hidden_pre:0.3": (10, "PRUNED"), "input:0.1": (5, "PRUNED"),
+                     "input:0.3": (5, "PRUNED")}
     assert data.finished
     fig = race_figure(data)
     drawn = {y: x for trace in fig.data for x, y in zip(trace.x, trace.y)}
     assert drawn == {k: v[0] for k, v in seeds.items()}
-    assert "40 trained (67% of 60)" in fig.layout.title.text
+    assert "50 trained (67% of 75)" in fig.layout.title.text
     assert "noise-search-7-race" in [f.id for f in figures(data)]
 
 

@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
-from search.analysis.stats import bootstrap_ci, cohen_d, compare, holm, summarize
+from search.analysis import stats as stats_module
+from search.analysis.stats import (
+    bootstrap_ci,
+    bounds_of,
+    clip,
+    cohen_d,
+    compare,
+    holm,
+    summarize,
+)
 
 
 def test_summary_matches_textbook_formulas():
@@ -71,7 +80,9 @@ def _exact_bca(x, confidence=0.95):
     return tuple(np.quantile(dist, [lo, hi])), tuple(np.quantile(dist, [0.025, 0.975]))
 
 
-def test_bootstrap_ci_is_the_bca_interval_of_the_exact_bootstrap_distribution():
+def test_bootstrap_ci_is_the_bca_interval_of_the_exact_bootstrap_distribution(monkeypatch):
+    # BCa is given from BCA_MIN_N seeds on; six values keep the exact distribution small.
+    monkeypatch.setattr(stats_module, "BCA_MIN_N", 2)
     x = [0.70, 0.74, 0.75, 0.78, 0.80, 0.91]  # skewed: BCa and percentile differ
     (lo, hi), (p_lo, p_hi) = _exact_bca(x)
     assert hi - p_hi > 0.01  # the check below tells BCa from the plain percentile interval
@@ -137,15 +148,29 @@ def test_wins_pair_seeds_and_follow_the_direction():
     assert unpaired.pairs == 0 and unpaired.win_share is None
 
 
+def test_bootstrap_ci_is_the_t_interval_below_bca_min_n_and_stays_in_the_metrics_range():
+    x = [0.9, 1.0, 1.0]  # a t interval of three accuracies reaches past 1
+    t = summarize(x)
+    assert bootstrap_ci(x) == (t.ci_low, t.ci_high) and t.ci_high > 1.0
+    bounded = bootstrap_ci(x, bounds=bounds_of("accuracy"))
+    assert bounded == (t.ci_low, 1.0)
+    assert summarize(x, bounds=bounds_of("accuracy")).ci_high == 1.0
+    assert bounds_of("rmse") == (0.0, np.inf) and bounds_of("accuracy", difference=True) == (
+        -1.0, 1.0)
+    assert clip((-np.inf, 0.2), bounds_of("rmse")) == (0.0, 0.2)
+    assert clip((-np.inf, np.inf), bounds_of("r2")) == (None, 1.0)
+
+
 def test_identical_values_give_no_nan():
     same = compare([0.8] * 5, [0.8] * 5)
     assert (same.diff, same.diff_ci_low, same.diff_ci_high) == (0.0, 0.0, 0.0)
-    assert same.p_value is None and same.cohen_d is None  # 0/0: no test, no effect size
+    assert same.p_value == 1.0 and same.cohen_d is None  # 0/0: no effect size
     assert same.ties == 5 and same.win_share == 0.0
     json.dumps(same.as_dict(), allow_nan=False)
 
     apart = compare([0.8] * 5, [0.7] * 5)  # both constant, different: the gap is exact
-    assert apart.p_value == 0.0 and apart.diff_ci_low == pytest.approx(0.1)
+    # ... and the permutation test of the two samples is exact: 2 of C(10, 5) splits.
+    assert apart.p_value == pytest.approx(2 / 252) and apart.diff_ci_low == pytest.approx(0.1)
     assert apart.diff_ci_high == pytest.approx(0.1) and apart.cohen_d is None
     assert apart.win_share == 1.0
 

@@ -38,7 +38,8 @@ def settings(spec: StudySpec) -> RaceSettings | None:
     r = spec.racing
     if r is None:
         return None
-    return RaceSettings(r.first, r.each, r.alpha, r.test, spec.study.repeats)
+    return RaceSettings(r.first, r.each, r.alpha, r.test, spec.study.repeats,
+                        len(spec.configurations()))
 
 
 def next_block(seeds: int, race: RaceSettings) -> range:
