@@ -18,6 +18,7 @@ from typing import Any
 
 from search import data as datasets
 from search import engine
+from search.analysis.racing import MIN_FIRST
 from search.errors import NoiseSearchError
 from search.noise import (
     KINDS,
@@ -344,7 +345,7 @@ class RacingSpec:
     given in rounds and a configuration that cannot be the answer stops (search.analysis.racing);
     study.repeats is the most a configuration gets."""
 
-    first: int = _key(integer(1), 5, doc="seeds every configuration gets")
+    first: int = _key(integer(1), 5, doc=f"seeds every configuration gets (>= {MIN_FIRST})")
     each: int = _key(integer(1), 5, doc="seeds added per round")
     alpha: float = _key(probability(), 0.05, doc="chance of stopping the true best, at most")
     test: str = _key(choice("t", "wilcoxon"), "t", doc="paired t-test or Wilcoxon signed-rank")
@@ -746,9 +747,14 @@ def _racing_fits_study(spec: StudySpec) -> Problems:
     if spec.study.sampler != "grid":
         return [("study.sampler", f"must be 'grid' with [racing] (a race runs the grid's "
                                   f"configurations side by side); got {spec.study.sampler!r}")]
-    if racing.first > spec.study.repeats:
-        return [("racing.first", f"must be <= study.repeats ({spec.study.repeats}, the most "
-                                 f"seeds a configuration gets); got {racing.first}")]
+    if racing.first < MIN_FIRST:
+        return [("racing.first", f"must be >= {MIN_FIRST} (on fewer seeds no exact paired "
+                                 f"test can find a configuration worse: its smallest p is "
+                                 f"2/2^n >= {2.0 ** (2 - MIN_FIRST):g}); got {racing.first}")]
+    if racing.first >= spec.study.repeats:
+        return [("racing.first", f"must be < study.repeats ({spec.study.repeats}, the most "
+                                 f"seeds a configuration gets; with as many from the start "
+                                 f"nothing is left to race); got {racing.first}")]
     if spec.study.objective != "clean":
         return [("study.objective", f"must be 'clean' with [racing] (a race decides on the "
                                     f"clean test metric); got {spec.study.objective!r}")]
