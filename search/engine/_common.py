@@ -26,7 +26,7 @@ CURVE_NAMES = ("test_metric", "train_metric", "test_loss", "train_loss")
 # Stored with every study. Bump it whenever the same study file would produce other numbers
 # (random streams, data order, initial weights, a training step), so that a study is never
 # resumed across such a change with old and new trials mixed.
-ENGINE_VERSION = 3
+ENGINE_VERSION = 4
 
 
 def learning_rate(model: ModelSpec) -> float:

@@ -148,8 +148,15 @@ def forward(
         if Site.WEIGHTS in active:
             noisy = _perturb(kernel, sig[Site.WEIGHTS], noise(f"weights/{layer}", kernel.shape),  # type: ignore[misc]
                              cfg.kind)
-            # The gradient with respect to the noisy kernel goes to the clean kernel.
-            kernel = kernel + tf.stop_gradient(noisy - kernel)
+            if cfg.kind == "multiplicative":
+                # Differentiated through W(1 + σε), so the clean kernel gets dL/dW̃ ⊙ (1 + σε):
+                # passing dL/dW̃ on unchanged drops the expected penalty σ² Σ w² E[x²] that
+                # makes this noise a ridge for a linear model (Wager, Wang & Liang 2013).
+                kernel = noisy
+            else:
+                # dW̃/dW is the identity here; written this way the additive numbers stay those
+                # of engine version 3, bit for bit.
+                kernel = kernel + tf.stop_gradient(noisy - kernel)
         z = tf.matmul(h, kernel) + bias[:, None, :]
         if layer == n_layers - 1:
             return z
