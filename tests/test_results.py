@@ -185,12 +185,16 @@ def test_identical_values_stay_null_in_json(sqlite_url, capsys):
     rows = {r["config"]: r for r in _json(capsys, "results", "built", "--storage", sqlite_url,
                                           "--format", "json")}
     same = rows["input:0.1"]
-    assert (same["sd"], same["diff"], same["diff_ci_low"], same["p_paired"], same["p_holm"],
-            same["p_welch"], same["p_wilcoxon"], same["cohen_d"], same["tie_share"],
-            same["p_improve"]) == (0.0, 0.0, 0.0, None, None, None, None, None, 1.0, 0.5)
+    # Four identical seeds: the exact sign-flip test says p = 1, and on four seeds it can
+    # exclude no difference at all, so the Δ CI is the whole range of an accuracy difference.
+    assert (same["sd"], same["diff"], same["diff_ci_low"], same["diff_ci_high"],
+            same["p_paired"], same["p_holm"], same["p_welch"], same["p_wilcoxon"],
+            same["cohen_d"], same["tie_share"], same["p_improve"], same["paired_test"]) == (
+        0.0, 0.0, -1.0, 1.0, 1.0, 1.0, 1.0, None, None, 1.0, 0.5, "sign-flip")
     assert (same["bootstrap_ci_low"], same["bootstrap_ci_high"]) == (0.8, 0.8)
     apart = rows["input:0.2"]
-    assert apart["p_paired"] == 0.0 and apart["p_holm"] == 0.0  # the only test in the family
+    # Every seed 0.1 worse: 2 of the 2⁴ sign vectors are as extreme, never p = 0.
+    assert apart["p_paired"] == 0.125 and apart["p_holm"] == 0.25
 
 
 def test_results_json_csv_and_table(sqlite_url, capsys):
@@ -419,7 +423,11 @@ def test_a_configuration_stopped_early_is_compared_on_the_seeds_it_has(sqlite_ur
     r = rows["input:0.3"]
     assert (r["state"], r["n"], r["pruned_reason"]) == (
         "PRUNED", 3, "worse than the baseline after 3 seeds")
-    assert r["p_paired"] == pytest.approx(sps.ttest_rel(stopped, BASE[:3]).pvalue)
+    # Three pairs: the exact sign-flip test, 3 seeds all worse → 2/2³; Δ is the mean of the
+    # same three differences its CI and p describe, not the 3-seed mean − the 30-seed mean.
+    assert r["p_paired"] == 0.25 and r["paired_test"] == "sign-flip"
+    assert r["diff"] == pytest.approx(np.mean(np.subtract(stopped, BASE[:3])))
+    assert r["diff_ci_low"] <= r["diff"] <= r["diff_ci_high"]
     assert r["p_welch"] == pytest.approx(sps.ttest_ind(stopped, BASE, equal_var=False).pvalue)
     assert r["win_share"] == 0.0
     res = collect(study)

@@ -11,11 +11,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 
 from search import format as fmt
 from search.analysis import stats
-from search.analysis.paired import PairedComparison, compare_paired
+from search.analysis.paired import PairedComparison, compare_paired, seeds_needed
 from search.analysis.robust_results import add_robustness, mark_pareto
 from search.errors import NoiseSearchError
 from search.noise import BASELINE, parse_config_key
@@ -84,6 +85,9 @@ class StudyResults:
 
 def _row(r: TrialRecord) -> dict[str, Any]:
     test, train = r.test, r.train
+    # Cut to the metric's range here too: studies stored before the record did so.
+    ci_low, ci_high = stats.clip((test.ci_low, test.ci_high) if test else (None, None),
+                                 stats.bounds_of(r.metric))
     row = {
         "config": r.key,
         "placement": r.config.placement,
@@ -95,8 +99,8 @@ def _row(r: TrialRecord) -> dict[str, Any]:
         "mean": test.mean if test else None,
         "sd": test.sd if test else None,
         "sem": test.sem if test else None,
-        "ci_low": test.ci_low if test else None,
-        "ci_high": test.ci_high if test else None,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
         "train_mean": train.mean if train else None,
         "duration_s": r.duration_s,
         "failure": r.failure,
@@ -145,7 +149,7 @@ def collect(study: optuna.Study) -> StudyResults:
             row["diff"] = row["mean"] - baseline["mean"]
         else:
             row["diff"] = None
-    _add_statistics(rows, values, baseline, maximize)
+    _add_statistics(rows, values, baseline, maximize, meta.metric)
     objective = str(meta.spec.get("study", {}).get("objective", "clean"))
     measured = {row["config"]: r for row, r in zip(rows, representatives)
                 if row["state"] in MEASURED}
@@ -166,30 +170,58 @@ def collect(study: optuna.Study) -> StudyResults:
 
 # Keys every row gets besides the stored aggregates; None where a value is undefined. The
 # comparison with the baseline is paired by seed (repeat r with repeat r: same initial weights,
-# data order and noise draws): diff CI and p_paired are the paired t-test's, p_holm adjusts
-# p_paired over the study's comparisons, p_welch is the unpaired Welch test kept for reference.
+# data order and noise draws) on the seeds both have: diff (row["diff"]), its CI and p_paired
+# are one test's (paired_test: "sign-flip" at n <= 4 seeds, "t" above; search.analysis.paired),
+# p_holm adjusts p_paired over the study's comparisons, p_welch is the unpaired Welch test kept
+# for reference; seeds_needed is how many seeds the paired t-test would need to make the
+# observed Δ significant after the Holm correction with 80% power (only when it is not).
 STAT_KEYS = ("bootstrap_ci_low", "bootstrap_ci_high", "diff_ci_low", "diff_ci_high",
              "p_paired", "p_wilcoxon", "p_holm", "p_welch", "p_improve", "p_improve_low",
-             "p_improve_high", "cohen_d", "win_share", "tie_share")
+             "p_improve_high", "cohen_d", "win_share", "tie_share", "paired_test",
+             "seeds_needed")
 
 
-def _against(own: list[float], reference: list[float], maximize: bool) -> dict[str, Any]:
-    """The STAT_KEYS comparing ``own`` with ``reference``: paired on the seeds both have
-    (a configuration stopped by racing has the first seeds only), Welch on all of them."""
+def _against(own: list[float], reference: list[float], maximize: bool,
+             metric: str | None = None) -> dict[str, Any]:
+    """The STAT_KEYS comparing ``own`` with ``reference``, and ``diff``: paired on the seeds
+    both have (a configuration stopped by racing has the first seeds only), so that Δ, its CI
+    and p describe the same pairs; Welch on all of them."""
     paired = compare_paired(own, reference, maximize=maximize)
     welch = stats.compare(own, reference, maximize=maximize)
     n = paired.n
     seeds = welch if welch.pairs else stats.compare(own[:n], reference[:n], maximize=maximize)
-    return {"diff_ci_low": paired.diff_ci_low, "diff_ci_high": paired.diff_ci_high,
+    low, high = stats.clip((paired.diff_ci_low, paired.diff_ci_high),
+                           stats.bounds_of(metric, difference=True))
+    return {"diff": paired.diff, "diff_ci_low": low, "diff_ci_high": high,
             "p_paired": paired.p_paired, "p_wilcoxon": paired.p_wilcoxon,
             "p_welch": welch.p_value, "p_improve": paired.p_improve,
             "p_improve_low": paired.p_improve_low, "p_improve_high": paired.p_improve_high,
             "cohen_d": welch.cohen_d, "win_share": seeds.win_share,
-            "tie_share": seeds.tie_share}
+            "tie_share": seeds.tie_share, "paired_test": paired.test}
+
+
+def add_holm(rows: list[dict[str, Any]], values: dict[str, list[float]],
+             reference: list[float] | None, prefix: str = "") -> None:
+    """``p_holm`` over the rows' ``p_paired`` (keys under ``prefix``), and ``seeds_needed``
+    for each comparison that is not significant after it: planned at alpha / m, the level
+    the first step of Holm's procedure asks of m comparisons."""
+    adjusted = stats.holm([row.get(prefix + "p_paired") for row in rows])
+    tested = sum(p is not None for p in adjusted)
+    for row, p_holm in zip(rows, adjusted):
+        if prefix + "p_paired" not in row:
+            continue
+        row[prefix + "p_holm"] = p_holm
+        own = values.get(row["config"])
+        row[prefix + "seeds_needed"] = None
+        if (p_holm is not None and p_holm >= stats.SIGNIFICANCE and own is not None
+                and reference is not None):
+            n = min(len(own), len(reference))
+            d = np.asarray(own[:n]) - np.asarray(reference[:n])
+            row[prefix + "seeds_needed"] = seeds_needed(d, stats.SIGNIFICANCE / tested)
 
 
 def _add_statistics(rows: list[dict[str, Any]], values: dict[str, list[float]],
-                    baseline: dict[str, Any] | None, maximize: bool) -> None:
+                    baseline: dict[str, Any] | None, maximize: bool, metric: str) -> None:
     """Bootstrap CI of each configuration, and its comparison with the baseline.
 
     The family for Holm's correction is every measured configuration (completed or stopped
@@ -200,13 +232,13 @@ def _add_statistics(rows: list[dict[str, Any]], values: dict[str, list[float]],
         own = values.get(row["config"])
         if own is None:
             continue
-        row["bootstrap_ci_low"], row["bootstrap_ci_high"] = stats.bootstrap_ci(own)
+        row["bootstrap_ci_low"], row["bootstrap_ci_high"] = stats.bootstrap_ci(
+            own, bounds=stats.bounds_of(metric))
         if baseline is None or row is baseline or baseline["config"] not in values:
             continue
-        row.update(_against(own, values[baseline["config"]], maximize))
-    adjusted = stats.holm([row["p_paired"] for row in rows])
-    for row, p_holm in zip(rows, adjusted):
-        row["p_holm"] = p_holm
+        row.update(_against(own, values[baseline["config"]], maximize, metric))
+    reference = values.get(baseline["config"]) if baseline is not None else None
+    add_holm(rows, values, reference)
 
 
 @dataclass(frozen=True)
@@ -261,11 +293,20 @@ def compare_configs(results: StudyResults, a: str, b: str) -> Pair:
         shared = stats.compare(a_values[:n], b_values[:n], maximize=results.maximize)
         comparison = dataclasses.replace(comparison, pairs=shared.pairs, wins=shared.wins,
                                          ties=shared.ties, losses=shared.losses)
-    paired = compare_paired(a_values, b_values, maximize=results.maximize)
+    paired = _bounded(compare_paired(a_values, b_values, maximize=results.maximize),
+                      results.metric)
     ra, rb = (results.robust_values.get(row["config"]) for row in (row_a, row_b))
-    robust = None if ra is None or rb is None else compare_paired(ra, rb,
-                                                                  maximize=results.maximize)
+    robust = None if ra is None or rb is None else _bounded(
+        compare_paired(ra, rb, maximize=results.maximize), results.metric)
     return Pair(row_a, row_b, comparison, paired, robust)
+
+
+def _bounded(c: PairedComparison, metric: str) -> PairedComparison:
+    """The comparison with its Δ CI cut to the range of a difference of the metric (an exact
+    test on few seeds may exclude nothing: ±inf becomes the range, or None)."""
+    low, high = stats.clip((c.diff_ci_low, c.diff_ci_high),
+                           stats.bounds_of(metric, difference=True))
+    return dataclasses.replace(c, diff_ci_low=low, diff_ci_high=high)
 
 
 def require_completed(results: StudyResults) -> None:

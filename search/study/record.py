@@ -159,7 +159,8 @@ class TrialRecord:
             train_values=_rounded(result.train_metric),
             test_loss_values=_rounded(result.test_loss),
             train_loss_values=_rounded(result.train_loss),
-            test=stats.summarize(result.test_metric), train=stats.summarize(result.train_metric),
+            test=stats.summarize(result.test_metric, bounds=stats.bounds_of(spec.metric)),
+            train=stats.summarize(result.train_metric, bounds=stats.bounds_of(spec.metric)),
             duration_s=round(seconds, 3), engine=spec.study.engine,
             **_robustness_fields(spec, result.robustness, result.certified))
 
@@ -225,7 +226,8 @@ class TrialRecord:
             repeats=int(test.size), test_values=_rounded(test), train_values=_rounded(train),
             test_loss_values=_rounded(joined("test_loss")),
             train_loss_values=_rounded(joined("train_loss")),
-            test=stats.summarize(test), train=stats.summarize(train),
+            test=stats.summarize(test, bounds=stats.bounds_of(spec.metric)),
+            train=stats.summarize(train, bounds=stats.bounds_of(spec.metric)),
             duration_s=round(sum(float(b["seconds"]) for b in blocks), 3),
             engine=spec.study.engine,
             **_robustness_fields(spec, joined("robustness"), joined("certified")))
@@ -272,14 +274,16 @@ def _robustness_fields(spec: StudySpec, profiles: Any, certified: Any) -> dict[s
     if r is None or profiles is None:
         return {}
     scores = robustness.robust_scores(r.input_std, profiles)
+    bounds = stats.bounds_of(spec.metric)  # a profile and its area hold the metric's values
     entries = []
     for std, column in zip(r.input_std, np.asarray(profiles, np.float64).T):
-        summary = stats.summarize(column)
+        summary = stats.summarize(column, bounds=bounds)
         entries.append({"test_std": std, "n": summary.n,
                         **{f: getattr(summary, f) for f in SUMMARY_FIELDS},
                         "values": list(_rounded(column))})
     fields: dict[str, Any] = {"robust_values": _rounded(scores),
-                              "robust": stats.summarize(scores), "profile": tuple(entries)}
+                              "robust": stats.summarize(scores, bounds=bounds),
+                              "profile": tuple(entries)}
     if certified is not None:
         fields["certified"] = {"std": r.certify_std, "radii": list(r.certify_radii),
                                "values": [list(_rounded(c)) for c in np.asarray(certified).T]}
