@@ -132,6 +132,7 @@ COLUMNS: dict[str, Column] = {
     "robust": Column("robust", lambda r: number(r.get("robust_mean"))),
     "robust_diff": Column("robust Δ", lambda r: signed(r.get("robust_diff"))),
     "robust_p_holm": Column("robust p Holm", lambda r: p_value(r.get("robust_p_holm"))),
+    "ce": Column("CE", lambda r: number(r.get("ce"), 3)),
     "relative_ce": Column("rel. CE", lambda r: number(r.get("relative_ce"), 3)),
     "pareto": Column("pareto", lambda r: MISSING if r.get("pareto") is None
                      else "yes" if r["pareto"] else "no"),
@@ -144,11 +145,14 @@ RESULTS_COLUMNS = ("placement", "std", "mean", "sd", "ci", "bootstrap_ci", "n", 
 REPORT_COLUMNS = ("config", "n", "mean", "sd", "ci", "diff", "p", "p_holm", "p_welch",
                   "p_improve", "d", "train", "gap", "state")
 # Added to the tables of a study with [robustness] (and pareto for objective = "both").
-ROBUST_COLUMNS = ("robust", "robust_diff", "robust_p_holm", "relative_ce")
+ROBUST_COLUMNS = ("robust", "robust_diff", "robust_p_holm", "ce", "relative_ce")
 ROBUST_NOTE = ("robust: the metric under test-time input noise, averaged over the study's "
                "test-σ grid (area under the profile / grid width); robust Δ and p Holm: "
-               "compared with the baseline's, paired by seed, as the clean mean; rel. CE: "
-               "Σ errors over the grid / the baseline's (below 1: fewer errors under noise)")
+               "compared with the baseline's, paired by seed, as the clean mean; CE: its "
+               "errors summed over the test σ > 0 / the baseline's (below 1: fewer errors "
+               "under noise, clean error included); rel. CE: what the noise adds to its own "
+               "clean error, summed over σ > 0 / what it adds to the baseline's (above 1: "
+               "degrades faster than the baseline; - where the baseline does not degrade)")
 
 
 def robust_columns(has_robustness: bool, objective: str) -> tuple[str, ...]:

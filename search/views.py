@@ -2,6 +2,11 @@
 `noise_search_robustness`, one row per trial and test σ of a [robustness] study; for `sqlite3`
 and `psql`.
 
+A trial of a [robustness] study also gets its corruption errors against the study's baseline
+(the completed `none` trial) in `noise_search_trials`: `ce` and `relative_ce`, computed in SQL
+from the stored mean profiles exactly as search.analysis.robustness.corruption_errors does
+(the same error table, E_0 at test σ = 0 or else the clean test mean, NULL where undefined).
+
 Optuna keeps what we record about a trial as key / JSON-text rows in
 `trial_user_attributes`; the view pivots them into columns (placement, σ per
 site, mean test metric, ...) so the database stays useful without our CLI. It
@@ -25,7 +30,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from search.noise import Site
+from search.analysis.robustness import DEGRADATION_TOLERANCE, ERROR_FORM
+from search.noise import BASELINE, Site
 from search.storage.locks import lock_in_transaction
 from search.study import record
 
@@ -83,11 +89,14 @@ def view_sql(dialect: str) -> str:
                          for name, sql_type in _COLUMNS)
     keys = ", ".join(f"'{name}'" for name, _ in _COLUMNS)
     spec = record.SPEC_ATTR  # a noise-search study is one with a stored spec
-    return f"""SELECT
+    return f"""{_corruption_sql(dialect)}
+SELECT
   s.study_name AS study_name,
   t.number AS trial_number,
   CAST(t.state AS TEXT) AS state,
 {columns},
+  ce.ce AS ce,
+  ce.relative_ce AS relative_ce,
   t.datetime_start AS datetime_start,
   t.datetime_complete AS datetime_complete
 FROM trials t
@@ -99,8 +108,72 @@ LEFT JOIN (
   WHERE key IN ({keys})
   GROUP BY trial_id
 ) a ON a.trial_id = t.trial_id
+LEFT JOIN corruption ce ON ce.trial_id = t.trial_id
 WHERE EXISTS (
   SELECT 1 FROM study_user_attributes u WHERE u.study_id = s.study_id AND u.key = '{spec}'
+)"""
+
+
+def _error(metric: str, value: str) -> str:
+    """SQL for the metric ``value`` as an error (robustness.ERROR_FORM); NULL for another."""
+    cases = " ".join(f"WHEN '{name}' THEN {offset!r} + {sign!r} * {value}"
+                     for name, (offset, sign) in ERROR_FORM.items())
+    return f"CASE {metric} {cases} END"
+
+
+def _corruption_sql(dialect: str) -> str:
+    """The WITH clause of `noise_search_trials`: ``corruption`` (trial_id, ce, relative_ce).
+
+    ``points`` is one row per trial and test σ, the mean metric as an error, with the trial's
+    E_0 (the error at test σ = 0, else of the clean test mean); ``baseline`` is each study's
+    completed baseline trial (the last one, as `results` takes it); the ratios are over the
+    σ > 0 points, NULL unless the denominator is positive (beyond rounding, for the relative
+    CE), as in robustness.corruption_errors.
+    """
+    if dialect == "postgresql":
+        element, find = "e.v", "strpos"
+        unnest = "CROSS JOIN LATERAL json_array_elements(CAST(r.value_json AS JSON)) AS e(v)"
+    else:
+        element, find = "e.value", "instr"
+        unnest = "CROSS JOIN json_each(r.value_json) AS e"
+    metric = _extract("m.value_json", None, dialect)
+    clean = _extract("c.value_json", "REAL", dialect)
+    config = _extract("k.value_json", None, dialect)
+    test_std = _profile_field(element, "test_std", "REAL", dialect)
+    mean = _profile_field(element, "mean", "REAL", dialect)
+    tolerance = repr(DEGRADATION_TOLERANCE)
+    return f"""WITH profile AS (
+  SELECT t.trial_id, t.study_id, {metric} AS metric, {test_std} AS test_std,
+         {mean} AS mean, {clean} AS clean
+  FROM trials t
+  JOIN trial_user_attributes r ON r.trial_id = t.trial_id AND r.key = '{record.ROBUSTNESS_ATTR}'
+   AND {find}(r.value_json, 'NaN') = 0 AND {find}(r.value_json, 'Infinity') = 0
+  JOIN trial_user_attributes m ON m.trial_id = t.trial_id AND m.key = '{record.METRIC_ATTR}'
+  LEFT JOIN trial_user_attributes c ON c.trial_id = t.trial_id
+   AND c.key = '{record.summary_attr("test", "mean")}'
+  {unnest}
+), points AS (
+  SELECT p.trial_id, p.study_id, p.test_std, {_error("p.metric", "p.mean")} AS err,
+         COALESCE((SELECT {_error("z.metric", "z.mean")} FROM profile z
+                   WHERE z.trial_id = p.trial_id AND z.test_std = 0),
+                  {_error("p.metric", "p.clean")}) AS e0
+  FROM profile p
+), baseline AS (
+  SELECT t.study_id, MAX(t.trial_id) AS trial_id
+  FROM trials t
+  JOIN trial_user_attributes k ON k.trial_id = t.trial_id AND k.key = '{record.CONFIG_ATTR}'
+  WHERE CAST(t.state AS TEXT) = 'COMPLETE' AND {config} = '{BASELINE}'
+  GROUP BY t.study_id
+), corruption AS (
+  SELECT p.trial_id,
+         CASE WHEN SUM(b.err) > 0 THEN SUM(p.err) / SUM(b.err) END AS ce,
+         CASE WHEN SUM(b.err - b.e0) > {tolerance} * (SUM(ABS(b.err)) + SUM(ABS(b.e0)))
+              THEN SUM(p.err - p.e0) / SUM(b.err - b.e0) END AS relative_ce
+  FROM points p
+  JOIN baseline bt ON bt.study_id = p.study_id
+  JOIN points b ON b.trial_id = bt.trial_id AND b.test_std = p.test_std
+  WHERE p.test_std > 0
+  GROUP BY p.trial_id
 )"""
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import optuna
 import pytest
 
+from search import format as fmt
 from search import report
 from search.cli import main
 from search.storage import open_storage
@@ -171,6 +172,26 @@ def test_recommendation_and_summary_name_the_best(collected):
     assert note.startswith("## noise-search: tiny")
     for c in data.configs:
         assert f"`{c.config}`" in note
+
+
+def test_summary_table_shows_the_corruption_errors_with_their_legend(collected):
+    """[robustness]: the report's table (HTML and dashboard note) has the robust columns of
+    `results`, CE and relative CE included, with the legend that says how to read them."""
+    data, _ = collected
+    assert data.table_columns[-2:] == ("ce", "relative_ce")
+    rows = [r for r in data.rows if r.get("ce") is not None]
+    assert rows  # relative_ce may be None: then the cell is "-"
+    note = report.summary_markdown(data)
+    assert next(li for li in note.splitlines() if li.startswith("| configuration")).endswith(
+        "| CE | rel. CE |")
+    for row in rows:
+        line = next(li for li in note.splitlines() if li.startswith(f"| `{row['config']}` |"))
+        assert line.endswith(f"| {fmt.number(row['ce'], 3)} | "
+                             f"{fmt.number(row['relative_ce'], 3)} |")
+    assert fmt.ROBUST_NOTE in note and fmt.TABLE_NOTE in note
+    page = report.render_html(data, [])
+    assert "<th>CE</th><th>rel. CE</th>" in page
+    assert html_module.escape(fmt.ROBUST_NOTE) in page
 
 
 # --- the HTML in a real browser ---------------------------------------------------------------

@@ -3,6 +3,8 @@ computation on the per-seed values stored on the trials."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import numpy as np
@@ -61,8 +63,13 @@ def test_robust_statistics_match_numpy_on_the_stored_seeds(robust_study):
         assert row["robust_mean"] == pytest.approx(score[k].mean(), abs=1e-6)
         assert row["robust_diff"] == pytest.approx((score[k] - base).mean(), abs=1e-6)
         assert row["robust_p_holm"] == pytest.approx(p_h, rel=1e-4)
-        errors = (1 - profile[k].mean(axis=0)).sum() / (1 - profile["none"].mean(axis=0)).sum()
-        assert row["relative_ce"] == pytest.approx(errors, rel=1e-6)
+        # Hendrycks & Dietterich over σ > 0 on the mean profiles; E_0 at σ = 0 (column 0).
+        own, ref = 1 - profile[k].mean(axis=0), 1 - profile["none"].mean(axis=0)
+        assert row["ce"] == pytest.approx(own[1:].sum() / ref[1:].sum(), rel=1e-6)
+        assert row["relative_ce"] == pytest.approx(
+            (own[1:] - own[0]).sum() / (ref[1:] - ref[0]).sum(), rel=1e-6)
+        # The fake's noise-trained models lose less: a relative CE below 1.
+        assert row["relative_ce"] < 1
         assert [e["test_std"] for e in row["robustness"]] == list(grid)
         for i, entry in enumerate(row["robustness"]):
             col = profile[k][:, i]
@@ -76,6 +83,20 @@ def test_robust_statistics_match_numpy_on_the_stored_seeds(robust_study):
                                                   abs=1e-6)
     # Noise-trained configurations lose less under test noise here (the fake's design).
     assert all(r["robust_diff"] > r["diff"] for r in others)
+    baseline = next(r for r in rows if r["config"] == "none")
+    assert baseline["ce"] == baseline["relative_ce"] == 1.0
+
+
+def test_without_a_sigma_0_point_the_relative_ce_starts_from_the_clean_mean(robust_study):
+    rows, stored, _ = robust_study(["robustness.input_std=[0.1, 0.2, 0.4]"])
+    profile = {k: np.array([p["values"] for p in a["robustness"]]).T for k, a in stored.items()}
+    clean = {k: np.mean(a["test_values"]) for k, a in stored.items()}
+    for row in rows:
+        k = row["config"]
+        own, ref = 1 - profile[k].mean(axis=0), 1 - profile["none"].mean(axis=0)
+        assert row["ce"] == pytest.approx(own.sum() / ref.sum(), rel=1e-6)
+        assert row["relative_ce"] == pytest.approx(
+            (own - (1 - clean[k])).sum() / (ref - (1 - clean["none"])).sum(), rel=1e-6)
 
 
 def test_robust_objective_ranks_and_tells_optuna_the_robust_score(robust_study):
@@ -98,3 +119,31 @@ def test_both_objectives_make_a_multi_objective_study_with_a_pareto_front(robust
         dominated = any(x >= a and y >= b and (x, y) != (a, b) for x, y in points.values())
         assert r["pareto"] is (not dominated)
     assert any(r["pareto"] for r in rows)
+
+
+def test_table_csv_and_recommendation_carry_the_ce_and_the_relative_ce(robust_study,
+                                                                      sqlite_url, capsys):
+    rows, _, _ = robust_study()
+    by_config = {r["config"]: r for r in rows}
+    assert main(["results", "tiny", "--storage", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("placement"))
+    assert header.split()[-3:] == ["CE", "rel.", "CE"]
+    for row in rows:
+        line = next(li for li in out.splitlines() if li.startswith(row["placement"])
+                    and f"{row['robust_mean']:.4f}" in li)
+        assert line.split()[-2:] == [f"{row['ce']:.3f}", f"{row['relative_ce']:.3f}"]
+    assert "CE: its errors summed over the test σ > 0" in out and "rel. CE: what the noise" in out
+    # The recommendation's robustness sentence names both, with their reading (here of the
+    # most robust configuration: the fake's noise-trained models lose less under noise).
+    sentence = out[out.index("Under test-time noise"):]
+    named = next(r for r in rows if f" {r['config']}: robust score" in sentence)
+    assert f"CE {named['ce']:.3f} (fewer errors under noise than the baseline)" in sentence
+    assert (f"relative CE {named['relative_ce']:.3f} (it degrades no faster than the baseline"
+            in sentence)
+    assert main(["results", "tiny", "--storage", sqlite_url, "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    for r in table:
+        expected = by_config[r["config"]]
+        assert float(r["ce"]) == pytest.approx(expected["ce"], rel=1e-12)
+        assert float(r["relative_ce"]) == pytest.approx(expected["relative_ce"], rel=1e-12)

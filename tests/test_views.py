@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
+import numpy as np
 import optuna
 import pytest
 import sqlalchemy as sa
+from optuna.trial import TrialState
 
+from search.analysis import robustness, stats
 from search.cli import main
+from search.engine._common import ENGINE_VERSION
 from search.noise import SITE_NAMES, parse_config_key
 from search.storage import open_storage
+from search.study import record
+from search.study.record import StudyMeta
 from search.views import ROBUSTNESS_VIEW, VIEW_NAME, ensure_view, refresh_view
 from tests.conftest import TINY_STUDY
-from tests.test_results import BASE, GOOD, make_study
+from tests.test_results import BASE, GOOD, completed_record, make_study
 
 
 def _view_rows(url: str) -> list[dict]:
@@ -219,6 +226,9 @@ def test_robustness_view_has_a_row_per_trial_and_test_sigma_with_the_numbers_of_
     trials = {r["trial_number"]: r for r in _view_rows(storage_url)}
     for number, result in results.items():
         assert trials[number]["robust_mean"] == pytest.approx(result["robust_mean"], rel=1e-12)
+        # The corruption errors, computed in SQL from the stored mean profiles.
+        for key in ("ce", "relative_ce"):
+            assert trials[number][key] == pytest.approx(result[key], rel=1e-6), key
     # The README's example query: the profile of each configuration, σ by σ.
     engine = sa.create_engine(storage_url)
     try:
@@ -235,4 +245,51 @@ def test_a_study_without_robustness_has_no_robustness_rows(write_study, storage_
                                                            fake_engine):
     assert main(["run", str(write_study()), "--storage", storage_url, "--quiet"]) == 0
     assert _robustness_rows(storage_url) == []
-    assert all(r["robust_mean"] is None for r in _view_rows(storage_url))
+    assert all(r["robust_mean"] is None and r["ce"] is None and r["relative_ce"] is None
+               for r in _view_rows(storage_url))
+
+
+def _profiled_study(url: str, name: str, grid: list[float],
+                    profiles: dict[str, tuple[float, list[float]]]) -> None:
+    """A study of completed configurations, key -> (clean accuracy, mean profile over
+    ``grid``), each of two identical seeds: written directly, the numbers chosen by hand."""
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+    meta = StudyMeta({"study": {"name": name, "sampler": "grid"}}, tuple(profiles), "accuracy",
+                     "maximize", ENGINE_VERSION)
+    for key, value in meta.to_attrs().items():
+        study.set_user_attr(key, value)
+    for key, (clean, profile) in profiles.items():
+        values = np.array([profile, profile])
+        scores = robustness.robust_scores(grid, values)
+        entries = tuple({"test_std": s, "n": 2, **{f: getattr(stats.summarize(col), f)
+                                                   for f in record.SUMMARY_FIELDS},
+                         "values": list(col)} for s, col in zip(grid, values.T))
+        rec = replace(completed_record(key, [clean, clean]), profile=entries,
+                      robust_values=tuple(scores), robust=stats.summarize(scores))
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=clean,
+                                                  user_attrs=rec.to_attrs()))
+
+
+def test_view_corruption_errors_without_sigma_0_and_where_undefined(storage_url, capsys):
+    """The view's `ce` and `relative_ce` are `results`' (the same formula in SQL), per study
+    against its own baseline: E_0 from the clean mean when the grid has no σ = 0, NULL where
+    the baseline does not degrade."""
+    # Better clean, degrading faster: errors 0.10 | 0.20, 0.28 against 0.20 | 0.25, 0.30.
+    _profiled_study(storage_url, "no_zero", [0.1, 0.2], {
+        "none": (0.80, [0.75, 0.70]), "hidden_pre:0.1": (0.90, [0.80, 0.72])})
+    # A baseline that loses nothing under this noise: no relative CE for anyone.
+    _profiled_study(storage_url, "flat", [0.0, 0.1], {
+        "none": (0.80, [0.80, 0.80]), "input:0.1": (0.90, [0.90, 0.70])})
+    storage = open_storage(storage_url)
+    refresh_view(storage)
+    storage.engine.dispose()
+    view = {(r["study_name"], r["config"]): r for r in _view_rows(storage_url)}
+    expected = {("no_zero", "hidden_pre:0.1"): (0.48 / 0.55, 0.28 / 0.15),
+                ("no_zero", "none"): (1.0, 1.0),
+                ("flat", "input:0.1"): (0.30 / 0.20, None), ("flat", "none"): (1.0, None)}
+    for (study, config), (ce, rel) in expected.items():
+        result = next(r for r in _results_json(storage_url, study, capsys)
+                      if r["config"] == config)
+        for row in (view[study, config], result):
+            assert row["ce"] == pytest.approx(ce, rel=1e-9)
+            assert row["relative_ce"] == (None if rel is None else pytest.approx(rel, rel=1e-9))

@@ -101,11 +101,18 @@ def _robustness_note(results: StudyResults, best: str) -> str:
         lead = f". Under test-time noise the most robust is {most['config']}"
     else:
         lead = f". Under test-time noise, {best}"
+    # CE counts clean error too; the relative CE only what the noise adds to it (robustness).
+    ce, rel = row.get("ce"), row.get("relative_ce")
+    ce_says = "" if ce is None else (
+        f" ({'fewer' if ce < 1 else 'no fewer'} errors under noise than the baseline)")
+    rel_says = (" (undefined: the baseline does not degrade under this noise)" if rel is None
+                else f" (it degrades {'faster' if rel > 1 else 'no faster'} than the baseline "
+                     "as σ grows)")
     return (f"{lead}: robust score {fmt_.number(row['robust_mean'])} vs "
             f"{fmt_.number(base.get('robust_mean'))} without noise (Δ "
             f"{fmt_.signed(row.get('robust_diff'))}, Holm-adjusted paired p = "
-            f"{_p(row.get('robust_p_holm'))}), relative corruption error "
-            f"{fmt_.number(row.get('relative_ce'), 3)}")
+            f"{_p(row.get('robust_p_holm'))}), CE {fmt_.number(ce, 3)}{ce_says}, relative CE "
+            f"{fmt_.number(rel, 3)}{rel_says}")
 
 
 def _recommend(results: StudyResults) -> Recommendation:

@@ -11,7 +11,11 @@ Each measured row of a study with [robustness] gains
   seeds), ``robust_sd``, ``robust_ci_low`` / ``robust_ci_high``, and ``robust_`` + every key of
   results.STAT_KEYS (``robust_diff``, ``robust_p_paired``, ``robust_p_holm``, ...): the robust
   score compared with the baseline's exactly as the clean mean is;
-- ``relative_ce``: Σ_s error(s) / Σ_s baseline error(s) on the mean profiles;
+- ``ce`` and ``relative_ce``: the corruption errors of Hendrycks & Dietterich on the mean
+  profiles against the baseline's (search.analysis.robustness.corruption_errors): the CE
+  Σ_{σ>0} E_σ / Σ_{σ>0} E^base_σ and the relative CE Σ_{σ>0} (E_σ − E_0) / Σ_{σ>0}
+  (E^base_σ − E^base_0), E_0 at test σ = 0 (else the clean test mean); None where undefined
+  or without a baseline;
 - ``certified`` when the study certifies: per radius the same entries as ``robustness``.
 
 Rows of a study with objective "both" get ``pareto``: no other measured configuration is
@@ -89,9 +93,7 @@ def add_robustness(rows: list[dict[str, Any]], records: dict[str, TrialRecord],
         row["robustness"] = _per_point(stds, own, ref, maximize, "test_std")
         scores[row["config"]] = list(rec.robust_values)
         _add_score(row, rec, scores, base, against, stat_keys, maximize)
-        row["relative_ce"] = (None if base_profile is None else
-                              robustness.relative_corruption_error(
-                                  metric, np.mean(own, axis=1), np.mean(base_profile[1], axis=1)))
+        row.update(_corruption_errors(metric, stds, rec, base)._asdict())
         cert = _certified(rec)
         if cert is not None:
             cref = base_cert[1] if base_cert is not None and row["config"] != baseline_key \
@@ -104,6 +106,18 @@ def add_robustness(rows: list[dict[str, Any]], records: dict[str, TrialRecord],
         if "robust_mean" in row:
             row[ROBUST_PREFIX + "p_holm"] = p
     return scores
+
+
+def _corruption_errors(metric: str, stds: Sequence[float], rec: TrialRecord,
+                       base: TrialRecord | None) -> robustness.CorruptionErrors:
+    """``ce`` and ``relative_ce`` of one configuration's mean profile against the baseline's:
+    the stored mean per σ, the numbers the SQL view reads."""
+    if base is None or not base.profile or not rec.profile:
+        return robustness.CorruptionErrors(None, None)
+    return robustness.corruption_errors(
+        metric, stds, [float(e["mean"]) for e in rec.profile],
+        [float(e["mean"]) for e in base.profile],
+        rec.test.mean if rec.test else None, base.test.mean if base.test else None)
 
 
 def _add_score(row: dict[str, Any], rec: TrialRecord, scores: dict[str, list[float]],

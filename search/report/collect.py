@@ -196,6 +196,18 @@ class ReportData:
     def maximize(self) -> bool:
         return self.direction == "maximize"
 
+    @property
+    def table_columns(self) -> tuple[str, ...]:
+        """The summary table's columns: format.REPORT_COLUMNS, then with [robustness] the
+        robust ones `results` adds (robust score, CE, relative CE; pareto for "both")."""
+        objective = str(self.spec.get("study", {}).get("objective", "clean"))
+        return fmt.REPORT_COLUMNS + fmt.robust_columns(bool(self.profiles), objective)
+
+    @property
+    def table_notes(self) -> tuple[str, ...]:
+        """The legend under the summary table."""
+        return (fmt.TABLE_NOTE, *((fmt.ROBUST_NOTE,) if self.profiles else ()))
+
     def shown_profiles(self) -> tuple[Profile, ...]:
         """The profile curves drawn: the baseline, then the most robust configuration of each
         placement (by robust score in the study's direction)."""

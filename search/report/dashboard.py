@@ -33,10 +33,12 @@ def summary_markdown(data: ReportData) -> str:
     if status:
         lines += [f"**{status}**", ""]
     lines += [answer(data), ""]
-    head, *rows = fmt.summary_table(data.rows, data.metric, fmt.REPORT_COLUMNS)
+    head, *rows = fmt.summary_table(data.rows, data.metric, data.table_columns)
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cells in rows:
         lines.append("| " + " | ".join([f"`{cells[0]}`", *cells[1:]]) + " |")
+    for note in data.table_notes:  # the table's legend, a paragraph each
+        lines += ["", note]
     lines += ["", *[f"- {note}" for note in data.notes],
               "", f"_Figures: the study's \"noise-search\" graphs above; written {data.created} "
                   "by `noise-search`._"]

@@ -60,9 +60,9 @@ def status_line(data: ReportData) -> str | None:
 
 
 def _table(data: ReportData) -> str:
-    """The summary table: the columns of format.REPORT_COLUMNS, as `results` formats them."""
+    """The summary table: the columns of ReportData.table_columns, as `results` formats them."""
     e = html.escape
-    head, *rows = fmt.summary_table(data.rows, data.metric, fmt.REPORT_COLUMNS)
+    head, *rows = fmt.summary_table(data.rows, data.metric, data.table_columns)
     best = data.best.config if data.best else None
     lines = []
     for config, cells in zip(data.configs, rows):
@@ -105,7 +105,8 @@ def render_html(data: ReportData, figs: list[Figure]) -> str:
         f"<h1>noise-search report: {e(data.name)}</h1>", f'<p class="meta">{e(_meta(data))}</p>',
         f'<p class="status">{e(status)}</p>' if status else "",
         f'<p class="answer">{e(answer(data))}</p>',
-        "<h2>Summary</h2>", _table(data), f"<p class=\"notes\">{e(fmt.TABLE_NOTE)}</p>",
+        "<h2>Summary</h2>", _table(data),
+        *(f'<p class="notes">{e(note)}</p>' for note in data.table_notes),
         f'<ul class="notes">{notes}</ul>' if notes else "",
         *divs, "</body></html>",
     ])
