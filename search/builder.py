@@ -10,7 +10,10 @@ training only. The engine (engine/keras_builder.py) compiles and trains the mode
 A study file is checked against its builder once, when it is loaded: the model is built
 with every site off, and the sites it asked for must include every site the placements and
 ``noise.site_std`` name (:func:`site_problems`). Keras is imported only here, for builder
-studies; other study files still validate without TensorFlow.
+studies; other study files still validate without TensorFlow. Once the data is loaded, and
+before any storage is opened, the model is checked against the data (:func:`check_fits_data`):
+one forward pass on a few training rows, its input and output shapes, and probabilities out
+for classification.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from search import format as fmt
 from search.errors import NoiseSearchError
 from search.noise import NoiseConfig, is_site_name, site_name
-from search.usercode import UserCodeError, call, load_function
+from search.usercode import UserCodeError, call, load_function, load_tensorflow
 
 if TYPE_CHECKING:
+    from search.data import Dataset
     from search.spec import StudySpec
 
 Problems = list[tuple[str, str]]
@@ -75,6 +82,7 @@ def _where(spec: StudySpec) -> str:
 
 def build(spec: StudySpec, noise: NoiseSites) -> Any:
     """Call the builder; UserCodeError unless it returns a keras.Model."""
+    load_tensorflow()
     import keras
 
     assert spec.model.builder is not None
@@ -106,6 +114,7 @@ def declared_sites(spec: StudySpec) -> tuple[str, ...]:
     Remembered per file and modification time, so that loading a study file twice (a report,
     a resumed run) does not build it again.
     """
+    load_tensorflow()
     import keras
 
     from search.usercode import resolve
@@ -135,3 +144,127 @@ def site_problems(spec: StudySpec, declared: tuple[str, ...]) -> Problems:
         if site not in declared:
             return [(f"noise.site_std.{site}", f"names a site {tail}")]
     return []
+
+
+CHECK_ROWS = 64  # training rows of the check's forward pass: enough that a linear output
+# is all but certain to leave [0, 1] somewhere, few enough to cost nothing
+PROBABILITY_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within ~1e-6
+
+
+def check_fits_data(spec: StudySpec, data: Dataset) -> None:
+    """The builder's model against the data it will train on, before any storage is opened.
+
+    Built with every site off, seeded by the study's seed, and called once on the first
+    training rows: UserCodeError (one line naming the builder, what the model gives and what
+    the data needs) if it takes rows of another shape, gives another number of outputs than
+    the task needs (binary: 1, the probability of class 1; multiclass: one per class;
+    regression: 1), or, for classification, outputs that are not probabilities (sigmoid /
+    softmax): a multiclass model without softmax would otherwise train silently at chance.
+    """
+    load_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(spec.study.seed)  # the same model, so the same verdict
+    model = build(spec, NoiseSites({}, spec.noise.kind))
+    try:
+        x = data.x_train[:CHECK_ROWS]
+        _check_input(spec, model, x)
+        out = call(lambda: model(x, training=False),
+                   f"{_where(spec)}: its model, called on {len(x)} training rows of shape "
+                   f"{_shape(x.shape[1:])},")
+        if isinstance(out, (list, tuple, dict)):
+            raise UserCodeError(f"{_where(spec)}: its model gives {len(out)} outputs (a "
+                                f"{type(out).__name__}); the engine trains a model with one "
+                                "output")
+        pred = np.asarray(out, dtype=np.float64)
+        _check_width(spec, data, pred)
+        _check_probabilities(spec, data, pred, _last_activation(model))
+    finally:
+        keras.backend.clear_session()
+
+
+def _shape(shape: tuple[Any, ...]) -> str:
+    """(8, 8), (30,), (None, 8): plain numbers, as Python writes a tuple."""
+    return str(tuple(None if d is None else int(d) for d in shape))
+
+
+def _check_input(spec: StudySpec, model: Any, x: np.ndarray) -> None:
+    try:
+        inputs = list(model.inputs)
+    except (AttributeError, ValueError):  # a subclassed or unbuilt model: the forward pass says
+        return
+    rows = _shape(x.shape[1:])
+    if len(inputs) != 1:
+        raise UserCodeError(f"{_where(spec)}: its model takes {len(inputs)} inputs; the data "
+                            f"gives one array, rows of shape {rows}")
+    takes = tuple(inputs[0].shape)[1:]
+    fits = len(takes) == x.ndim - 1 and all(
+        want is None or want == have for want, have in zip(takes, x.shape[1:]))
+    if not fits:
+        raise UserCodeError(f"{_where(spec)}: its model takes rows of shape {_shape(takes)}; "
+                            f"the data's rows have shape {rows}: make its input "
+                            f"keras.Input(shape={rows})")
+
+
+def _the_data(data: Dataset) -> str:
+    """What the data is, ending in a verb for what it needs."""
+    if data.task == "regression":
+        return "the data is for regression, which needs"
+    binary = " (binary)" if data.task == "binary" else ""
+    return f"the data has {data.n_classes} classes{binary}, which need"
+
+
+def _last_layer(data: Dataset) -> str:
+    if data.task == "binary":
+        return 'Dense(1, activation="sigmoid")'
+    if data.task == "multiclass":
+        return f'Dense({data.n_classes}, activation="softmax")'
+    return "Dense(1)"
+
+
+def _check_width(spec: StudySpec, data: Dataset, pred: np.ndarray) -> None:
+    per_row = pred.shape[1:]
+    width = per_row[0] if len(per_row) == 1 else 1 if not per_row else None
+    if width == data.n_outputs:
+        return
+    needs = {"binary": "1 output, the probability of class 1",
+             "multiclass": f"{data.n_classes} outputs, a probability per class",
+             "regression": "1 output, the predicted value"}[data.task]
+    gives = (f"{width} output{'' if width == 1 else 's'} per row" if width is not None
+             else f"outputs of shape {_shape(per_row)} per row")
+    raise UserCodeError(f"{_where(spec)}: its model gives {gives}; {_the_data(data)} {needs}: "
+                        f"end the model with {_last_layer(data)}")
+
+
+def _last_activation(model: Any) -> str | None:
+    """The activation of the layer that makes a functional or Sequential model's one output
+    (None for a subclassed model: its layers are in no particular order)."""
+    try:
+        outputs = model.outputs
+        activation = getattr(model.layers[-1], "activation", None)
+    except (AttributeError, ValueError, IndexError):
+        return None
+    return getattr(activation, "__name__", None) if len(outputs) == 1 else None
+
+
+def _check_probabilities(spec: StudySpec, data: Dataset, pred: np.ndarray,
+                         activation: str | None) -> None:
+    if data.task == "regression":
+        return
+    low, high = float(pred.min()), float(pred.max())
+    sums = pred.reshape(len(pred), -1).sum(axis=1)
+    inside = low >= -PROBABILITY_TOLERANCE and high <= 1 + PROBABILITY_TOLERANCE
+    summing = data.task == "binary" or bool(np.all(np.abs(sums - 1) <= PROBABILITY_TOLERANCE))
+    if inside and summing and activation != "linear":
+        return
+    seen = f"values from {fmt.number(low, 2)} to {fmt.number(high, 2)}"
+    if data.task == "multiclass":
+        seen += (f", rows summing to {fmt.number(float(sums.min()), 2)} to "
+                 f"{fmt.number(float(sums.max()), 2)}")
+    seen += f" on {len(pred)} training rows"
+    if activation is not None:
+        seen += f"; its last layer's activation is {activation}"
+    what = "softmax" if data.task == "multiclass" else "a sigmoid"
+    raise UserCodeError(f"{_where(spec)}: its model's outputs are not probabilities ({seen}); "
+                        f"{_the_data(data)} {what} on the last layer: end the model with "
+                        f"{_last_layer(data)}")

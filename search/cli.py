@@ -67,6 +67,10 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
     if workers > 1:
         check_shareable(url)
     data = load_dataset(spec)  # bad CSV data fails here, before the storage is opened or created
+    if spec.model.builder is not None:  # and a model of the user's that does not fit the data
+        from search.builder import check_fits_data
+
+        check_fits_data(spec, data)
     rdb = open_storage(url)
     if workers > 1:  # the workers train; this process only opens the study and prints
         from search.study.opening import open_study
@@ -77,7 +81,9 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
             run_workers(spec, url, workers, on_done=lines.done)
     else:
         from search.study.runner import StudyRunner
+        from search.usercode import load_tensorflow
 
+        load_tensorflow()  # quietly: the Keras engines import it lazily, while training
         runner = StudyRunner(spec, rdb, data=data)
         study = runner.study
         with _ProgressLines(spec, study, url, quiet) as lines, catch_interrupts() as stop:
@@ -88,6 +94,11 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
     _print_summary(results)
     _save_to_dashboard_after_run(study, results, quiet)
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """1 repeat, 5 repeats."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 class _ProgressLines:
@@ -104,8 +115,8 @@ class _ProgressLines:
         done = retrying(lambda: record.progress(meta, study.get_trials(deepcopy=False)).done,
                         "reading the study")
         click.echo(f"study {spec.study.name!r} in {mask_password(url)}: {done} of {meta.total} "
-                   f"configurations done, {spec.study.repeats} repeats each, "
-                   f"{spec.model.epochs} epochs, engine {spec.study.engine}")
+                   f"configurations done, {_count(spec.study.repeats, 'repeat')} each, "
+                   f"{_count(spec.model.epochs, 'epoch')}, engine {spec.study.engine}")
         self.spec, self.study, self.quiet = spec, study, quiet
         self.bar = tqdm(total=meta.total, initial=done, unit="config", disable=quiet,
                         dynamic_ncols=True, file=sys.stderr)

@@ -68,7 +68,32 @@ def _named(value: Any, where: str) -> Mapping[str, Any]:
     if isinstance(value, (tuple, list)) and len(value) == 4:
         return dict(zip(ARRAYS, value))
     raise NoiseSearchError(f"{where} must return the four arrays (x_train, y_train, x_test, "
-                           f"y_test), as a tuple or a dict; got {type(value).__name__}")
+                           f"y_test), as a tuple or a dict; got {_returned(value)}")
+
+
+def _returned(value: Any) -> str:
+    """What a loader returned instead: how many items and of what shape, or which keys."""
+    if isinstance(value, Mapping):
+        keys = ", ".join(repr(key) for key in value)
+        missing = ", ".join(repr(name) for name in ARRAYS if name not in value)
+        return f"a dict with keys {keys}; missing {missing}" if keys else "an empty dict"
+    if isinstance(value, (tuple, list)):
+        kind = type(value).__name__
+        if not value:
+            return f"an empty {kind}"
+        items = ", ".join(_described(item) for item in value)
+        split = ("; split the rows yourself: return x[:n], y[:n], x[n:], y[n:]"
+                 if len(value) == 2 else "")
+        return f"a {kind} of {len(value)} item{'' if len(value) == 1 else 's'} ({items}){split}"
+    return _described(value)
+
+
+def _described(value: Any) -> str:
+    """An array as its shape, anything else as its type: "array (100, 30)", "int"."""
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        return f"array {tuple(int(d) for d in shape)}"
+    return type(value).__name__
 
 
 def _array(value: Any, name: str, where: str) -> np.ndarray:
@@ -116,16 +141,22 @@ def _class_indices(where: str, y_train: np.ndarray, y_test: np.ndarray
         if fractional.size:
             raise NoiseSearchError(
                 f"{where}: {name!r} must hold class labels (whole numbers) for a "
-                f"classification task; got {y[fractional[0]]!r} in row {fractional[0]} "
+                f"classification task; got {_plain(y[fractional[0]])} in row {fractional[0]} "
                 "(set data.task = \"regression\" for real-valued targets)")
     labels = np.unique(y_train)
     if len(labels) < 2:
         raise NoiseSearchError(f"{where}: 'y_train' must hold at least 2 classes; got "
-                               f"{labels.tolist()}")
+                               f"only the label {_plain(labels[0])}")
     unseen = np.setdiff1d(np.unique(y_test), labels)
     if unseen.size:
-        raise NoiseSearchError(f"{where}: 'y_test' holds label {unseen[0]!r}, which 'y_train' "
-                               "never has")
+        raise NoiseSearchError(f"{where}: 'y_test' holds label {_plain(unseen[0])}, which "
+                               "'y_train' never has")
     index = {float(label): i for i, label in enumerate(labels)}
     mapped = [np.array([index[float(v)] for v in y.reshape(-1)]) for y in (y_train, y_test)]
     return mapped[0], mapped[1]
+
+
+def _plain(value: Any) -> str:
+    """A label as a person writes it: 2, 2.5 (not np.int64(2), np.float64(2.0))."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() else str(number)

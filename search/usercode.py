@@ -4,7 +4,8 @@ A study file names a function as ``"file.py:function"``, the file relative to th
 file. Loading and calling it are the only places noise-search runs a user's code; every way
 that can fail (no file, no function, the code raises) is one :class:`UserCodeError` line
 naming the study file, the key and the function, raised ``from`` the user's exception, so
-``noise-search --debug`` prints the user's traceback too.
+``noise-search --debug`` prints the user's traceback too. TensorFlow is imported (quietly,
+:func:`load_tensorflow`) before a user's file runs: the file may import it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,26 @@ from search.errors import NoiseSearchError
 
 class UserCodeError(NoiseSearchError):
     """A builder or loader of the user's that cannot be loaded, raised, or returned nonsense."""
+
+
+def load_tensorflow() -> None:
+    """Import TensorFlow now, unless it is already, its C++ start-up messages kept off the
+    terminal (``--debug`` shows them).
+
+    The first import of TensorFlow in a process writes six lines to file descriptor 2
+    ("All log messages before absl::InitializeLog() ...", oneDNN, "Could not find cuda
+    drivers", each twice) that TF_CPP_MIN_LOG_LEVEL does not stop; `search.engine` holds
+    the descriptor while TensorFlow loads, as `engine.load` does for an engine. Whoever may
+    import it next -- a builder's or a loader's file, the Keras engines (which import Keras
+    lazily), a worker process -- calls this first; a run imports TensorFlow anyway, so this
+    only moves the import earlier.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    from search.engine import _stderr_captured  # the one fd-2 capture, shared with engine.load
+
+    with _stderr_captured():
+        importlib.import_module("tensorflow")
 
 
 def relative_to_study(source: Path, file: str) -> Path:
@@ -51,6 +72,7 @@ def load_function(source: Path, key: str, ref: str) -> Callable[..., Any]:
     if spec is None or spec.loader is None:
         raise UserCodeError(f"{where}: {path} cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
+    load_tensorflow()  # the file may import keras or tensorflow: quietly, if it does
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
     try:
         spec.loader.exec_module(module)

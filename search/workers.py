@@ -120,7 +120,9 @@ def _worker(spec: StudySpec, url: str, events: Any, index: int, threads: str) ->
     try:
         from search.storage import open_storage
         from search.study.runner import StudyRunner
+        from search.usercode import load_tensorflow
 
+        load_tensorflow()  # quietly, before a builder or the Keras engine imports it
         runner = StudyRunner(spec, open_storage(url))
         runner.run(on_done=lambda outcome: events.put(("done", outcome)), stop=stop_requested)
     except KeyboardInterrupt:

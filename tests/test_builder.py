@@ -4,6 +4,10 @@ Keras engine."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -151,6 +155,22 @@ def test_npz_missing_an_array_names_it(tmp_path, capsys):
     ("load.py:load", "def load():\n    return 3\n",
      "must return the four arrays (x_train, y_train, x_test, y_test), as a tuple or a dict; "
      "got int"),
+    ("load.py:load", "import numpy as np\ndef load():\n    return np.zeros((9, 2)), "
+                     "np.zeros(9)\n",
+     "must return the four arrays (x_train, y_train, x_test, y_test), as a tuple or a dict; "
+     "got a tuple of 2 items (array (9, 2), array (9,)); split the rows yourself: return "
+     "x[:n], y[:n], x[n:], y[n:]"),
+    ("load.py:load", "def load():\n    return {'X_train': 1, 'y_train': 2, 'X_test': 3, "
+                     "'y_test': 4}\n",
+     "got a dict with keys 'X_train', 'y_train', 'X_test', 'y_test'; missing 'x_train', "
+     "'x_test'"),
+    ("load.py:load", "import numpy as np\ndef load():\n    x = np.zeros((4, 2))\n    return "
+                     "x, np.array([0, 1, 0, 1]), x, np.array([0, 1, 2, 1])\n",
+     "'data.loader' 'load.py:load': 'y_test' holds label 2, which 'y_train' never has"),
+    ("load.py:load", "import numpy as np\ndef load():\n    x = np.zeros((4, 2))\n    return "
+                     "x, np.array([0, 1, 0, 1]) / 2, x, np.array([0, 1, 2, 1])\n",
+     "'y_train' must hold class labels (whole numbers) for a classification task; got 0.5 in "
+     "row 1"),
 ])
 def test_loader_errors_are_one_line(loader, code, expected, tmp_path, capsys):
     if code is not None:
@@ -223,6 +243,111 @@ def test_a_study_without_builder_still_refuses_unknown_sites_without_tensorflow(
     with pytest.raises(spec_module.SpecError, match="'noise.placements' must be a non-empty "
                                                     "list of placements"):
         spec_module.load(write_study(), ["noise.placements=['conv1']"])
+
+
+# --- the model against the data (builder.check_fits_data) --------------------------------------
+
+def tabular(shape: str = "(2,)", last: str = 'Dense(1, activation="sigmoid")') -> str:
+    return TABULAR_BUILDER.replace("shape=(2,)", f"shape={shape}").replace(
+        'Dense(1, activation="sigmoid")', last)
+
+
+BLOBS = 'dataset = "blobs"\nn_samples = 90\ncenters = 3\nrandom_state = 1\nn_train = 60'
+FRIEDMAN = 'dataset = "regression"\nn_samples = 60\nn_features = 2\nn_train = 40'
+WHERE = "mine.toml: 'model.builder' 'model.py:build': "
+
+
+@pytest.mark.parametrize("code, data, expected", [
+    (tabular(shape="(30,)"), MOONS,
+     "its model takes rows of shape (30,); the data's rows have shape (2,): make its input "
+     "keras.Input(shape=(2,))"),
+    (tabular(), BLOBS,
+     "its model gives 1 output per row; the data has 3 classes, which need 3 outputs, a "
+     'probability per class: end the model with Dense(3, activation="softmax")'),
+    (tabular(last="Dense(3)"), BLOBS,
+     "its model's outputs are not probabilities (values from "),
+    (tabular(last='Dense(3, activation="softmax")'), MOONS,
+     "its model gives 3 outputs per row; the data has 2 classes (binary), which need 1 output, "
+     'the probability of class 1: end the model with Dense(1, activation="sigmoid")'),
+    (tabular(last="Dense(1)"), MOONS,
+     "its model's outputs are not probabilities (values from "),
+    (tabular(last="Dense(2)"), FRIEDMAN,
+     "its model gives 2 outputs per row; the data is for regression, which needs 1 output, the "
+     "predicted value: end the model with Dense(1)"),
+    (tabular(shape="(2, 1)"), MOONS,
+     "its model takes rows of shape (2, 1); the data's rows have shape (2,)"),
+])
+def test_a_model_that_does_not_fit_the_data_is_one_line_before_storage(code, data, expected,
+                                                                      tmp_path, capsys):
+    err = one_line_before_storage(builder_study(tmp_path, code=code, data=data), tmp_path, capsys)
+    assert err.startswith(f"noise-search: error: {tmp_path / WHERE}{expected}")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_multiclass_model_without_softmax_is_told_what_it_gave_and_what_it_needs(tmp_path,
+                                                                                  capsys):
+    err = one_line_before_storage(
+        builder_study(tmp_path, code=tabular(last="Dense(3)"), data=BLOBS), tmp_path, capsys)
+    assert re.search(r"values from -?\d+\.\d\d to -?\d+\.\d\d, rows summing to "
+                     r"-?\d+\.\d\d to -?\d+\.\d\d on 60 training rows; its last layer's "
+                     r"activation is linear\); the data has 3 classes, which need softmax on "
+                     r'the last layer: end the model with Dense\(3, activation="softmax"\)$', err)
+
+
+@pytest.mark.parametrize("last", ['Dense(3, activation="sigmoid")', "Dense(3)"])
+def test_outputs_that_are_not_a_softmax_are_refused_even_in_zero_to_one(last, tmp_path):
+    """Sigmoids give values in [0, 1] whose rows do not sum to 1; a linear last layer is refused
+    by its activation even where its values happen to be in [0, 1]."""
+    from search.builder import check_fits_data
+    from search.usercode import UserCodeError
+
+    path = builder_study(tmp_path, code=tabular(last=last), data=BLOBS)
+    spec = spec_module.load(path)
+    with pytest.raises(UserCodeError, match="not probabilities"):
+        check_fits_data(spec, load_dataset(spec))
+
+
+SOFTMAX_LAYER = """\
+import keras
+
+def build(noise):
+    return keras.Sequential([noise("input"), keras.layers.Dense(8, activation="relu"),
+                             noise("dense1"), keras.layers.Dense(3), keras.layers.Softmax()])
+"""
+
+
+@pytest.mark.parametrize("code, data", [
+    (TABULAR_BUILDER, MOONS),
+    (tabular(last='Dense(3, activation="softmax")'), BLOBS),
+    (SOFTMAX_LAYER, BLOBS),
+    (tabular(last="Dense(1)"), FRIEDMAN),
+])
+def test_models_that_fit_their_data_pass(code, data, tmp_path):
+    from search.builder import check_fits_data
+
+    spec = spec_module.load(builder_study(tmp_path, code=code, data=data))
+    check_fits_data(spec, load_dataset(spec))
+
+
+def test_a_model_that_fails_on_the_data_names_the_rows_it_was_called_on(tmp_path, capsys):
+    code = """\
+        import keras
+
+        class Mine(keras.Model):
+            def __init__(self, noise):
+                super().__init__()
+                self.noise, self.out = noise("input"), keras.layers.Dense(1, "sigmoid")
+
+            def call(self, x):
+                raise ValueError("wrong rows")
+
+        def build(noise):
+            return Mine(noise)
+        """
+    err = one_line_before_storage(builder_study(tmp_path, code=code, placements='["input"]'),
+                                  tmp_path, capsys)
+    assert f"{WHERE}its model, called on 40 training rows of shape (2,), raised ValueError: " \
+        in err and "wrong rows" in err and len(err.splitlines()) == 1
 
 
 # --- the noise layer ---------------------------------------------------------------------------
@@ -318,3 +443,37 @@ def test_parity_with_the_built_in_keras_engine_seed_by_seed(tmp_path):
         theirs = keras_ref.train(builtin, data, a)
         np.testing.assert_array_equal(ours.test_metric, theirs.test_metric)
         np.testing.assert_allclose(ours.test_loss, theirs.test_loss, rtol=1e-4)
+
+
+TENSORFLOW_START_UP = ("absl::InitializeLog", "oneDNN", "cuda", "cudart", "port.cc",
+                       "WARNING:tensorflow")
+LOADER = """\
+import numpy as np
+
+def load():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    y = (x[:, 0] > 0).astype(int)
+    return x[:40], y[:40], x[40:], y[40:]
+"""
+
+
+@pytest.mark.slow  # a fresh process imports TensorFlow: 10-20 s
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_no_tensorflow_start_up_line_reaches_the_console(workers, tmp_path):
+    """A builder and loader study run from the shell, with no TF_CPP_MIN_LOG_LEVEL of its own:
+    TensorFlow's C++ start-up lines (printed at its first import) stay off the console, in
+    the main process and in worker processes."""
+    (tmp_path / "load.py").write_text(LOADER)
+    path = builder_study(tmp_path, data='dataset = "python"\nloader = "load.py:load"',
+                         placements='["input"]')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "NOISE_SEARCH"))}
+    command = [str(Path(sys.executable).parent / "noise-search"), "run", str(path),
+               "--storage", f"sqlite:///{tmp_path / 'studies.db'}", "--quiet",
+               "--workers", workers, "--set", "study.repeats=1", "--set", "model.epochs=1"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("study 'mine'") and "1 repeat each, 1 epoch," in done.stdout
+    console = done.stdout + done.stderr
+    assert [line for line in console.splitlines()
+            if any(mark in line for mark in TENSORFLOW_START_UP)] == []
