@@ -214,6 +214,9 @@ def results(study_name: str, storage: str | None, fmt: str, with_recommendation:
         click.echo(line)
     click.echo("")
     click.echo(fmt_.TABLE_NOTE)
+    needed = fmt_.seeds_needed_note(res.rows)
+    if needed:
+        click.echo(needed)
     if res.has_robustness:
         click.echo(fmt_.ROBUST_NOTE)
     stopped = [r for r in res.rows if r["pruned_reason"]]
@@ -287,8 +290,8 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
                    f"n {row['n']}")
     click.echo(f"  Δ = A − B {fmt_.signed(paired.diff)} over {paired.n} shared seeds  95% CI "
                f"{fmt_.ci(paired.diff_ci_low, paired.diff_ci_high, is_signed=True)}  "
-               f"p {fmt_.p_value(paired.p_paired)} (paired t-test, this one comparison, "
-               f"unadjusted)  Wilcoxon p {fmt_.p_value(paired.p_wilcoxon)}")
+               f"p {fmt_.p_value(paired.p_paired)} ({fmt_.test_name(paired.test)}, this one "
+               f"comparison, unadjusted)  Wilcoxon p {fmt_.p_value(paired.p_wilcoxon)}")
     click.echo(f"  P(A better than B) {fmt_.number(paired.p_improve, 2)} (95% CI "
                f"{fmt_.ci(paired.p_improve_low, paired.p_improve_high)})  unpaired: Welch p "
                f"{fmt_.p_value(c.p_value)}, Cohen's d {fmt_.number(c.cohen_d, 2)}")
@@ -298,6 +301,9 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
     if pair.robust is not None:
         click.echo(_robust_line(pair))
     click.echo(f"verdict: {compare_verdict(pair, res.maximize)}")
+    if paired.seeds_needed is not None:
+        click.echo(f"  not significant on {paired.n} seeds: if the Δ is real, about "
+                   f"{paired.seeds_needed} seeds would show it (paired t-test, 80% power)")
     return 0
 
 
@@ -307,7 +313,7 @@ def _robust_line(pair: Any) -> str:
     return (f"  robust score: A {fmt_.number(pair.a.get('robust_mean'))}, B "
             f"{fmt_.number(pair.b.get('robust_mean'))}, Δ = A − B {fmt_.signed(r.diff)} over "
             f"{r.n} shared seeds  95% CI {fmt_.ci(r.diff_ci_low, r.diff_ci_high, True)}  "
-            f"p {fmt_.p_value(r.p_paired)} (paired t-test, unadjusted)")
+            f"p {fmt_.p_value(r.p_paired)} ({fmt_.test_name(r.test)}, unadjusted)")
 
 
 @cli.command()

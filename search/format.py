@@ -94,6 +94,12 @@ def _p_improve(row: Mapping[str, Any]) -> str:
 # --- the summary table: one row per configuration ---------------------------------------------
 
 
+def test_name(test: str | None) -> str:
+    """The paired test behind a p-value (search.analysis.paired), as a reader knows it."""
+    return {"t": "paired t-test", "sign-flip": "exact sign-flip test"}.get(test or "",
+                                                                       "no test")
+
+
 @dataclass(frozen=True)
 class Column:
     header: str  # "{metric}" is replaced by the study's metric
@@ -161,13 +167,30 @@ def robust_columns(has_robustness: bool, objective: str) -> tuple[str, ...]:
     return ROBUST_COLUMNS + (("pareto",) if objective == "both" else ())
 
 
-TABLE_NOTE = ("Δ = mean − baseline mean; Δ 95% CI and p paired: paired t-test on the "
-              "per-seed differences (seed r of each configuration shares initial weights, "
-              "data order and noise draws); p Holm: p paired adjusted over all comparisons "
-              "with the baseline; p Wilcoxon: signed-rank test; p Welch: unpaired; P(better): "
-              "share of seeds better than the baseline, ties half, with its 95% bootstrap CI; "
-              "d: Cohen's d; wins: seeds better than the baseline on the same seed; n: seeds "
-              "run (a configuration stopped by racing has fewer, compared on the seeds it has)")
+TABLE_NOTE = ("Δ = mean of the per-seed differences from the baseline, on the seeds both "
+              "have (seed r of each configuration shares initial weights, data order and noise "
+              "draws); Δ 95% CI and p paired: one test of those differences, the exact "
+              "sign-flip permutation test at 4 seeds or fewer (its smallest p is 2/2^n: "
+              "0.125 at 4) and the paired t-test above; p Holm: p paired adjusted over all "
+              "comparisons with the baseline; p Wilcoxon: signed-rank test (exact with ties up "
+              "to 16 seeds); p Welch: unpaired; P(better): share of seeds better than the "
+              "baseline, ties half, with its 95% Clopper–Pearson CI; d: Cohen's d; wins: seeds "
+              "better than the baseline on the same seed; n: seeds run (a configuration stopped "
+              "by racing has fewer, compared on the seeds it has); 95% CI: t interval of the "
+              "mean; bootstrap CI: BCa from 30 seeds, the t interval below (BCa is too narrow "
+              "there); every interval is cut to the metric's range")
+
+
+def seeds_needed_note(rows: Sequence[Mapping[str, Any]], most: int = 8) -> str | None:
+    """The table's note on comparisons that are not significant: how many seeds a paired
+    t-test would need to make each observed Δ significant after Holm's correction with 80%
+    power (the rows' ``seeds_needed``), for the first ``most`` rows that have it."""
+    listed = [f"{r['config']} {r['seeds_needed']}" for r in rows
+              if r.get("seeds_needed") is not None][:most]
+    if not listed:
+        return None
+    return ("seeds needed (not significant after Holm; seeds a paired t-test would need to "
+            "show the observed Δ with 80% power, if it is real): " + ", ".join(listed))
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]], metric: str,

@@ -256,7 +256,7 @@ def test_compare_any_two_configurations(sqlite_url, capsys):
     assert main(["compare", "built", "hidden_pre:0.1", "none", "--storage", sqlite_url]) == 0
     text = capsys.readouterr().out
     assert "A better on 6 of 6" in text
-    assert "verdict: hidden_pre:0.1 is significantly better" in text
+    assert "verdict: hidden_pre:0.1 has the significantly better mean" in text
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -26,12 +26,13 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-from search.analysis.stats import CONFIDENCE, SIGNIFICANCE, TIE_TOLERANCE
+from search.analysis.stats import CONFIDENCE, SIGNIFICANCE, TIE_TOLERANCE, holm
 
 # The sign-flip test is used at n <= EXACT_MAX_N seeds (and for constant differences at any n).
 EXACT_MAX_N = 4
@@ -326,3 +327,26 @@ def compare_paired(values: ArrayLike, reference: ArrayLike, maximize: bool = Tru
         needed = seeds_needed(d, alpha)
     return PairedComparison(n, float(d.mean()), low, high, p, wilcoxon_p(d), p_improve,
                             improve_low, improve_high, test, needed)
+
+
+# --- a family of comparisons with the baseline ------------------------------------------------
+
+
+def add_holm(rows: list[dict[str, Any]], values: dict[str, list[float]],
+             reference: list[float] | None, prefix: str = "") -> None:
+    """``p_holm`` over the rows' ``p_paired`` (keys under ``prefix``), and ``seeds_needed``
+    for each comparison that is not significant after it: planned at alpha / m, the level
+    the first step of Holm's procedure asks of m comparisons."""
+    adjusted = holm([row.get(prefix + "p_paired") for row in rows])
+    tested = sum(p is not None for p in adjusted)
+    for row, p_holm in zip(rows, adjusted):
+        if prefix + "p_paired" not in row:
+            continue
+        row[prefix + "p_holm"] = p_holm
+        own = values.get(row["config"])
+        row[prefix + "seeds_needed"] = None
+        if (p_holm is not None and p_holm >= SIGNIFICANCE and own is not None
+                and reference is not None):
+            n = min(len(own), len(reference))
+            d = np.asarray(own[:n]) - np.asarray(reference[:n])
+            row[prefix + "seeds_needed"] = seeds_needed(d, SIGNIFICANCE / tested)

@@ -11,9 +11,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from search import format as fmt_
 from search.analysis import stats
-from search.analysis.paired import compare_paired
+from search.analysis.paired import PairedComparison, compare_paired, paired_test
 from search.analysis.results import STAT_KEYS, Pair, StudyResults
 from search.analysis.robust_results import ROBUST_PREFIX
 from search.noise import BASELINE
@@ -35,17 +37,30 @@ def decide(diff: float, p: float | None, maximize: bool) -> Verdict:
     return Verdict(better, p is not None and p < stats.SIGNIFICANCE)
 
 
-def compare_verdict(pair: Pair, maximize: bool) -> str:
-    """The verdict line of `noise-search compare` (one paired comparison, unadjusted p)."""
-    c = pair.paired
+def _named(config: str) -> str:
+    """A configuration as a sentence names it: the baseline is called so."""
+    return "the baseline (no noise)" if config == BASELINE else config
+
+
+def _judged(c: PairedComparison, a: str, b: str, maximize: bool, what: str) -> str:
     verdict = decide(c.diff, c.p_paired, maximize)
     if verdict.better is None:
-        return "A and B have the same mean"
-    winner = pair.a["config"] if verdict.better else pair.b["config"]
+        return f"A and B have the same {what}"
+    winner = _named(a if verdict.better else b)
     if verdict.significant:
-        return f"{winner} is significantly better (paired p < {stats.SIGNIFICANCE:g})"
-    return (f"{winner} has the better mean, but the difference is not significant "
+        return f"{winner} has the significantly better {what} (paired p < {stats.SIGNIFICANCE:g})"
+    return (f"{winner} has the better {what}, but the difference is not significant "
             f"(paired p >= {stats.SIGNIFICANCE:g} or undefined)")
+
+
+def compare_verdict(pair: Pair, maximize: bool) -> str:
+    """The verdict line of `noise-search compare` (one paired comparison, unadjusted p): on the
+    clean mean, and with [robustness] on the robust score too, each by the same rule."""
+    a, b = pair.a["config"], pair.b["config"]
+    text = _judged(pair.paired, a, b, maximize, "mean")
+    if pair.robust is not None:
+        text += "; " + _judged(pair.robust, a, b, maximize, "robust score")
+    return text
 
 
 @dataclass(frozen=True)
@@ -91,16 +106,27 @@ def _robustness_note(results: StudyResults, best: str) -> str:
     base = results.baseline
     if row is None or base is None or row.get("robust_mean") is None:
         return ""
+    sign = 1 if results.maximize else -1
     if row is base:
         most = max((r for r in results.completed if r.get("robust_diff") is not None),
-                   key=lambda r: r["robust_diff"] * (1 if results.maximize else -1),
-                   default=None)
+                   key=lambda r: r["robust_diff"] * sign, default=None)
         if most is None:
             return ""
         row = most
-        lead = f". Under test-time noise the most robust is {most['config']}"
+        if most["robust_diff"] * sign > 0:
+            lead = (f". Under test-time noise the most robust configuration, {most['config']}, "
+                    f"is")
+        else:  # the baseline itself is the most robust: say so, and name the closest
+            lead = (f". Under test-time noise no noise configuration is more robust than the "
+                    f"baseline; the closest is {most['config']}")
     else:
-        lead = f". Under test-time noise, {best}"
+        lead = f". Under test-time noise, {best} is"
+    verdict = decide(row.get("robust_diff") or 0.0, row.get("robust_p_holm"), results.maximize)
+    if verdict.better is None and "the closest is" not in lead:
+        lead += " as robust as the baseline"
+    elif verdict.better is not None and "the closest is" not in lead:
+        lead += (" significantly " if verdict.significant else " (not significantly) ") + (
+            "more" if verdict.better else "less") + " robust than the baseline"
     # CE counts clean error too; the relative CE only what the noise adds to it (robustness).
     ce, rel = row.get("ce"), row.get("relative_ce")
     ce_says = "" if ce is None else (
@@ -146,14 +172,16 @@ def _recommend(results: StudyResults) -> Recommendation:
     n_tests = sum(r["p_holm"] is not None for r in results.rows)
     gain = (f"{best['config']}: mean {metric} {fmt_.number(best['mean'])} vs "
             f"{fmt_.number(baseline['mean'])} without noise (Δ {fmt_.signed(best['diff'])}")
-    if best["diff_ci_low"] is not None:
-        gain += (f", 95% CI {fmt_.signed(best['diff_ci_low'])} to "
-                 f"{fmt_.signed(best['diff_ci_high'])}")
+    adjusted = adjusted_interval(results, best)
+    if adjusted is not None:
+        gain += (f", {fmt_.ci(adjusted.low, adjusted.high, is_signed=True)} at 95% adjusted "
+                 f"for the {n_tests} comparisons as its p is")
     gain += ")"
     if best["win_share"] is not None:
         gain += f", better on {round(best['win_share'] * (best['n'] or 0))} of {best['n']} seeds"
+    test = "paired t" if best.get("paired_test") == "t" else "sign-flip"
     holm_p = (f"Holm-adjusted paired p = {_p(best['p_holm'])} over {n_tests} comparisons "
-              f"(paired t p = {_p(best['p_paired'])}, Welch p = {_p(best['p_welch'])})")
+              f"({test} p = {_p(best['p_paired'])}, Welch p = {_p(best['p_welch'])})")
     if best["config"] in significant:
         text = (f"recommendation: {gain}. The gain is significant after correction: "
                 f"{holm_p} < {stats.SIGNIFICANCE:g}; {len(significant)} of {n_tests} "
@@ -167,7 +195,46 @@ def _recommend(results: StudyResults) -> Recommendation:
         text = (f"recommendation: no noise. No configuration is significantly better than "
                 f"the baseline after correction; the best, {gain}, has a gain that is NOT "
                 f"significant ({holm_p}) and may be seed-to-seed variation")
-    return Recommendation(best["config"], True, False, significant, text + pending)
+    return Recommendation(best["config"], True, False, significant,
+                          text + _seeds_needed(best) + pending)
+
+
+def _seeds_needed(row: dict[str, Any]) -> str:
+    needed = row.get("seeds_needed")
+    if needed is None:
+        return ""
+    return (f". If its Δ is real, about {needed} seeds would show it after the correction "
+            f"with 80% power (a best of many overstates its gain: take this as the least)")
+
+
+@dataclass(frozen=True)
+class AdjustedInterval:
+    """The interval of a row's Δ at the level its Holm-adjusted p is judged at: 1 − alpha /
+    f, f = p_holm / p_paired (the factor Holm's procedure put on this p). It excludes 0
+    exactly when p_holm < alpha, so the sentence and the interval never disagree; for the
+    comparison Holm ranks first f is the number of comparisons (Bonferroni's simultaneous
+    interval, which the best of many — the winner's curse — needs)."""
+
+    low: float | None
+    high: float | None
+    confidence: float
+
+
+def adjusted_interval(results: StudyResults, row: dict[str, Any]) -> AdjustedInterval | None:
+    """`AdjustedInterval` of ``row``'s Δ against the baseline; None without a test."""
+    p, p_holm = row.get("p_paired"), row.get("p_holm")
+    base = results.baseline
+    own = results.values.get(row["config"])
+    if p is None or p_holm is None or p <= 0 or base is None or own is None:
+        return None
+    reference = results.values.get(base["config"])
+    if reference is None:
+        return None
+    n = min(len(own), len(reference))
+    confidence = 1.0 - stats.SIGNIFICANCE * p / p_holm
+    low, high, _, _ = paired_test(np.subtract(own[:n], reference[:n]), confidence)
+    low, high = stats.clip((low, high), stats.bounds_of(results.metric, difference=True))
+    return AdjustedInterval(low, high, confidence)
 
 
 def _runner_up(results: StudyResults, best: dict[str, Any]) -> str:
@@ -186,7 +253,8 @@ def _runner_up(results: StudyResults, best: dict[str, Any]) -> str:
 
 # The numbers of a row the recommendation rests on (`results --with-recommendation`).
 _EVIDENCE = ("config", "mean", "sd", "n", "diff", "diff_ci_low", "diff_ci_high", "p_paired",
-             "p_holm", "p_welch", "p_wilcoxon", "p_improve", "win_share")
+             "p_holm", "p_welch", "p_wilcoxon", "p_improve", "win_share", "paired_test",
+             "seeds_needed")
 
 
 def decision(rec: Recommendation) -> str:
@@ -200,6 +268,15 @@ def decision(rec: Recommendation) -> str:
     if rec.significant:
         return "noise"
     return "not significant" if rec.significant_configs else "no noise"
+
+
+def _evidence(results: StudyResults, row: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of ``row`` the recommendation rests on, with its adjusted interval."""
+    adjusted = adjusted_interval(results, row)
+    return {**{k: row.get(k) for k in _EVIDENCE},
+            "adjusted_ci_low": adjusted.low if adjusted else None,
+            "adjusted_ci_high": adjusted.high if adjusted else None,
+            "adjusted_confidence": adjusted.confidence if adjusted else None}
 
 
 def recommendation_json(results: StudyResults) -> dict[str, Any]:
@@ -224,7 +301,7 @@ def recommendation_json(results: StudyResults) -> dict[str, Any]:
             "alpha": stats.SIGNIFICANCE,
             "comparisons": sum(r["p_holm"] is not None for r in results.rows),
             # The best mean (the configuration the decision is about) and the baseline.
-            "best": {k: row.get(k) for k in _EVIDENCE} if row is not None else None,
+            "best": _evidence(results, row) if row is not None else None,
             "baseline": ({k: baseline.get(k) for k in ("config", "mean", "sd", "n")}
                          if baseline is not None else None),
             "text": rec.text,

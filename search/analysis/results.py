@@ -11,12 +11,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import optuna
 
 from search import format as fmt
 from search.analysis import stats
-from search.analysis.paired import PairedComparison, compare_paired, seeds_needed
+from search.analysis.paired import PairedComparison, add_holm, compare_paired
 from search.analysis.robust_results import add_robustness, mark_pareto
 from search.errors import NoiseSearchError
 from search.noise import BASELINE, parse_config_key
@@ -198,26 +197,6 @@ def _against(own: list[float], reference: list[float], maximize: bool,
             "p_improve_low": paired.p_improve_low, "p_improve_high": paired.p_improve_high,
             "cohen_d": welch.cohen_d, "win_share": seeds.win_share,
             "tie_share": seeds.tie_share, "paired_test": paired.test}
-
-
-def add_holm(rows: list[dict[str, Any]], values: dict[str, list[float]],
-             reference: list[float] | None, prefix: str = "") -> None:
-    """``p_holm`` over the rows' ``p_paired`` (keys under ``prefix``), and ``seeds_needed``
-    for each comparison that is not significant after it: planned at alpha / m, the level
-    the first step of Holm's procedure asks of m comparisons."""
-    adjusted = stats.holm([row.get(prefix + "p_paired") for row in rows])
-    tested = sum(p is not None for p in adjusted)
-    for row, p_holm in zip(rows, adjusted):
-        if prefix + "p_paired" not in row:
-            continue
-        row[prefix + "p_holm"] = p_holm
-        own = values.get(row["config"])
-        row[prefix + "seeds_needed"] = None
-        if (p_holm is not None and p_holm >= stats.SIGNIFICANCE and own is not None
-                and reference is not None):
-            n = min(len(own), len(reference))
-            d = np.asarray(own[:n]) - np.asarray(reference[:n])
-            row[prefix + "seeds_needed"] = seeds_needed(d, stats.SIGNIFICANCE / tested)
 
 
 def _add_statistics(rows: list[dict[str, Any]], values: dict[str, list[float]],

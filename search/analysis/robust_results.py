@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from search.analysis import robustness, stats
-from search.analysis.paired import compare_paired
+from search.analysis.paired import add_holm, compare_paired
 from search.study.record import TrialRecord
 
 ROBUST_PREFIX = "robust_"
@@ -101,10 +101,8 @@ def add_robustness(rows: list[dict[str, Any]], records: dict[str, TrialRecord],
             row["certified"] = _per_point(cert[0], cert[1], cref, maximize, "radius")
     _holm_per_point(rows, "robustness")
     _holm_per_point(rows, "certified")
-    adjusted = stats.holm([row.get(ROBUST_PREFIX + "p_paired") for row in rows])
-    for row, p in zip(rows, adjusted):
-        if "robust_mean" in row:
-            row[ROBUST_PREFIX + "p_holm"] = p
+    reference = scores.get(baseline_key) if baseline_key else None
+    add_holm(rows, scores, reference, ROBUST_PREFIX)
     return scores
 
 
