@@ -271,10 +271,10 @@ def seeds_needed(d: ArrayLike, alpha: float = SIGNIFICANCE, power: float = POWER
     """Seeds a two-sided paired test at level ``alpha`` needs to detect mean(d) with
     ``power``, if the differences' spread is what ``d`` shows (noncentral t).
 
-    No fewer than the exact test needs to be able to reach ``alpha`` at all; None when d says
-    nothing (mean 0 or no spread) or more than SEEDS_NEEDED_MAX would be needed. The observed
-    Δ of the best of many configurations is optimistic (winner's curse), so this is a lower
-    bound on what a confirmation run needs.
+    At least EXACT_MAX_N + 1, where the t-test takes over; None when d says nothing (mean 0
+    or no spread) or more than SEEDS_NEEDED_MAX would be needed. The observed Δ of the best
+    of many configurations is optimistic (winner's curse), so this is a lower bound on what
+    a confirmation run needs.
     """
     x = _clean(np.asarray(d, dtype=np.float64))
     if x.size < 2 or _is_constant(x):
@@ -282,22 +282,23 @@ def seeds_needed(d: ArrayLike, alpha: float = SIGNIFICANCE, power: float = POWER
     effect = abs(float(x.mean())) / float(np.std(x, ddof=1))
     if effect == 0.0:
         return None
-    floor = next(n for n in range(2, 64) if 2.0 ** (1 - n) < alpha)  # exact test's minimum
-
     def power_at(n: int) -> float:
+        # The far tail (a significant difference of the wrong sign, < alpha / 2) is left out:
+        # scipy's noncentral t returns NaN there for large noncentrality, and it helps no one.
         crit = float(sps.t.ppf(1.0 - alpha / 2.0, n - 1))
-        nc = effect * math.sqrt(n)
-        return float(sps.nct.sf(crit, n - 1, nc) + sps.nct.cdf(-crit, n - 1, nc))
+        power = float(sps.nct.sf(crit, n - 1, effect * math.sqrt(n)))
+        return power if math.isfinite(power) else 1.0
 
     if power_at(SEEDS_NEEDED_MAX) < power:
         return None
-    low, high = max(2, EXACT_MAX_N + 1), SEEDS_NEEDED_MAX
+    # From EXACT_MAX_N + 1 seeds on the t-test is the test (fewer cannot reach alpha).
+    low, high = EXACT_MAX_N + 1, SEEDS_NEEDED_MAX
     if power_at(low) >= power:
-        return max(low, floor)
+        return low
     while high - low > 1:  # power grows with n: bisect for the first n that has enough
         mid = (low + high) // 2
         low, high = (low, mid) if power_at(mid) >= power else (mid, high)
-    return max(high, floor)
+    return high
 
 
 # --- the comparison ---------------------------------------------------------------------------

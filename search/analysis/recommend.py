@@ -173,9 +173,11 @@ def _recommend(results: StudyResults) -> Recommendation:
     gain = (f"{best['config']}: mean {metric} {fmt_.number(best['mean'])} vs "
             f"{fmt_.number(baseline['mean'])} without noise (Δ {fmt_.signed(best['diff'])}")
     adjusted = adjusted_interval(results, best)
-    if adjusted is not None:
+    if adjusted is not None and adjusted.bounded(results.metric):
         gain += (f", {fmt_.ci(adjusted.low, adjusted.high, is_signed=True)} at 95% adjusted "
                  f"for the {n_tests} comparisons as its p is")
+    elif adjusted is not None:
+        gain += f"; {best['n']} seeds cannot bound it at 95% adjusted for {n_tests} comparisons"
     gain += ")"
     if best["win_share"] is not None:
         gain += f", better on {round(best['win_share'] * (best['n'] or 0))} of {best['n']} seeds"
@@ -218,6 +220,12 @@ class AdjustedInterval:
     low: float | None
     high: float | None
     confidence: float
+
+    def bounded(self, metric: str) -> bool:
+        """Whether the test excluded anything: an end inside the range of a difference."""
+        lo, hi = stats.bounds_of(metric, difference=True)
+        return (self.low is not None and self.low > lo) or (
+            self.high is not None and self.high < hi)
 
 
 def adjusted_interval(results: StudyResults, row: dict[str, Any]) -> AdjustedInterval | None:

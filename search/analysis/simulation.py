@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search.analysis import stats
-from search.analysis.paired import compare_paired
+from search.analysis.paired import paired_p
 from search.analysis.racing import RaceSettings, decide
 from search.analysis.recommend import decide as verdict
 
@@ -60,15 +60,15 @@ def recommends_noise(values: np.ndarray, maximize: bool = True) -> tuple[bool, b
     """(the decision is "noise", some configuration is called significantly better) for a
     study whose row 0 is the baseline: the rule of search.analysis.recommend, paired p-values
     Holm-adjusted over every comparison with the baseline."""
-    base = values[0]
-    comparisons = [compare_paired(v, base, maximize=maximize) for v in values[1:]]
-    adjusted = stats.holm([c.p_paired for c in comparisons])
-    verdicts = [verdict(c.diff, p, maximize) for c, p in zip(comparisons, adjusted)]
+    diffs = values[1:] - values[0]  # the p-value alone: compare_paired also plans seeds
+    adjusted = stats.holm([paired_p(d) for d in diffs])
+    means = [float(d.mean()) for d in diffs]
+    verdicts = [verdict(m, p, maximize) for m, p in zip(means, adjusted)]
     better = [i for i, v in enumerate(verdicts) if v.better]
     if not better:
         return False, False
     sign = 1.0 if maximize else -1.0
-    best = max(better, key=lambda i: sign * comparisons[i].diff)
+    best = max(better, key=lambda i: sign * means[i])
     return verdicts[best].significant, any(verdicts[i].significant for i in better)
 
 
