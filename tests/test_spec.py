@@ -357,7 +357,8 @@ def test_robustness_keys_work_with_set(write_study):
      "--set 'robustness.input_std=[]': 'robustness.input_std' must be a non-empty list of "
      "finite numbers >= 0 (the σ grid); got []"),
     (ROBUST_STUDY, ["robustness.draws=0"],
-     "--set 'robustness.draws=0': 'robustness.draws' must be an integer >= 1; got 0"),
+     "--set 'robustness.draws=0': 'robustness.draws' must be an integer >= 1 and <= 10000; "
+     "got 0"),
     (ROBUST_STUDY, ["robustness.kind=uniform"],
      "--set 'robustness.kind=uniform': 'robustness.kind' must be one of 'additive', "
      "'multiplicative'; got 'uniform'"),
@@ -372,6 +373,24 @@ def test_bad_robustness_key_is_one_line(text, sets, message, write_study):
     with pytest.raises(spec.SpecError) as err:
         spec.load(write_study(text), sets)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("key, bound", [("draws", 10_000), ("certify_n", 1_000_000)])
+def test_draws_and_certify_n_have_a_documented_bound(key, bound, write_study):
+    """Issue 20: 10¹⁰ draws ran for hours; the bound is in the key's message and doc."""
+    certify = "certify_std = 0.25\n" if key == "certify_n" else ""
+    assert getattr(spec.load(write_study(ROBUST_STUDY + certify),
+                             [f"robustness.{key}={bound}"]).robustness, key) == bound
+    allowed = f"an integer >= 1 and <= {bound}"
+    assert f"at most {bound}" in _field("robustness", key).metadata["doc"]
+    path = write_study(ROBUST_STUDY + certify + f"{key} = 10000000000\n")
+    with pytest.raises(spec.SpecError) as err:
+        spec.load(path)
+    assert str(err.value) == f"{path}: 'robustness.{key}' must be {allowed}; got 10000000000"
+    with pytest.raises(spec.SpecError) as err:
+        spec.load(write_study(ROBUST_STUDY + certify), [f"robustness.{key}={bound + 1}"])
+    assert str(err.value) == (f"--set 'robustness.{key}={bound + 1}': 'robustness.{key}' "
+                              f"must be {allowed}; got {bound + 1}")
 
 
 def test_an_older_stored_spec_without_objective_compares_equal(write_study):
