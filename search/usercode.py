@@ -17,30 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import NoiseSearchError
+from search.startup import load_tensorflow
 
 
 class UserCodeError(NoiseSearchError):
     """A builder or loader of the user's that cannot be loaded, raised, or returned nonsense."""
-
-
-def load_tensorflow() -> None:
-    """Import TensorFlow now, unless it is already, its C++ start-up messages kept off the
-    terminal (``--debug`` shows them).
-
-    The first import of TensorFlow in a process writes six lines to file descriptor 2
-    ("All log messages before absl::InitializeLog() ...", oneDNN, "Could not find cuda
-    drivers", each twice) that TF_CPP_MIN_LOG_LEVEL does not stop; `search.engine` holds
-    the descriptor while TensorFlow loads, as `engine.load` does for an engine. Whoever may
-    import it next -- a builder's or a loader's file, the Keras engines (which import Keras
-    lazily), a worker process -- calls this first; a run imports TensorFlow anyway, so this
-    only moves the import earlier.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    from search.engine import _stderr_captured  # the one fd-2 capture, shared with engine.load
-
-    with _stderr_captured():
-        importlib.import_module("tensorflow")
 
 
 def relative_to_study(source: Path, file: str) -> Path:

@@ -15,15 +15,12 @@ This module imports nothing heavy at the top, so that ``search.spec`` can import
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from search.errors import debugging
+from search.startup import startup_messages, stderr_captured
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +30,8 @@ if TYPE_CHECKING:
     from search.noise import NoiseConfig
     from search.spec import StudySpec
 
-__all__ = ["NAMES", "Engine", "Limits", "TrainResult", "limits", "load", "train"]
+__all__ = ["NAMES", "Engine", "Limits", "TrainResult", "limits", "load", "startup_messages",
+           "train"]
 
 # Every engine a study file may name (``study.engine``), with its module and its light
 # declarations module. Adding an engine means adding a line here and the two modules.
@@ -75,8 +73,8 @@ class Engine(Limits, Protocol):
 
 
 def __getattr__(name: str) -> Any:
-    # ``engine.TrainResult`` without importing _common (and with it search.spec) up front:
-    # search.spec imports this package.
+    # ``engine.TrainResult`` without importing _common (and with it NumPy) up front:
+    # search.spec imports this package to validate a study file.
     if name == "TrainResult":
         from search.engine._common import TrainResult
 
@@ -95,56 +93,18 @@ def limits(name: str) -> Limits:
     return cast(Limits, importlib.import_module(_LIMITS[name]))
 
 
-# What TensorFlow wrote to stderr while this process imported it (see `load`).
-startup_messages: list[str] = []
-
-
-@contextlib.contextmanager
-def _stderr_captured() -> Iterator[None]:
-    """File descriptor 2 goes to a temporary file while the block runs; its text is kept in
-    `startup_messages`, and written out after all if the block fails.
-
-    TensorFlow's C++ start-up messages ("All log messages before absl::InitializeLog() is
-    called ...", oneDNN, "Could not find cuda drivers") are written to fd 2 while its shared
-    libraries load, before TF_CPP_MIN_LOG_LEVEL is read: only redirecting the descriptor
-    keeps them off the user's terminal. With --debug nothing is redirected.
-    """
-    if debugging():
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    failed = False
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode(errors="replace")
-            startup_messages.append(text)
-            if failed and text:  # the import failed: what it said may be why
-                sys.stderr.write(text)
-
-
 def load(name: str) -> Engine:
     """Import the engine a study names (and with it TensorFlow, which takes seconds).
 
     A worker calls this before it takes a trial, so that no trial is held while TensorFlow
     loads, and a stop signal never lands inside TensorFlow's import. TensorFlow's start-up
-    messages are kept out of the terminal (`startup_messages` holds them; --debug shows them).
+    messages are kept out of the terminal (search.startup; --debug shows them).
     """
     _known(name)
     module = _MODULES[name]
     if module in sys.modules:
         return cast(Engine, sys.modules[module])
-    with _stderr_captured():
+    with stderr_captured():
         return cast(Engine, importlib.import_module(module))
 
 

@@ -10,11 +10,14 @@ weights the fast engine starts from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search.data import Dataset
-from search.spec import ModelSpec
+if TYPE_CHECKING:
+    from search.data import Dataset
+    from search.spec import ModelSpec
+
 
 # Keras 3 defaults (keras/src/optimizers/*.py).
 DEFAULT_LEARNING_RATE = {"adam": 0.001, "sgd": 0.01, "rmsprop": 0.001}

@@ -29,13 +29,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 from scipy.special import expit, softmax
 
-from search.data import Dataset
 from search.engine import _random, noisy_eval
 from search.engine._common import (
     ADAM_BETA_1,
@@ -50,7 +49,10 @@ from search.engine._common import (
     record_epochs,
 )
 from search.noise import NoiseConfig, Site
-from search.spec import StudySpec
+
+if TYPE_CHECKING:
+    from search.data import Dataset
+    from search.spec import StudySpec
 
 # One tf.function per program key is intended, not a retracing problem.
 tf.get_logger().setLevel("ERROR")

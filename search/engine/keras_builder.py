@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from search import builder
-from search.data import Dataset
 from search.engine._common import TrainResult
 from search.engine.keras_ref import fit_repeats, make_optimizer, metric_of, repeat_seed
 from search.noise import NoiseConfig, baseline
-from search.spec import StudySpec
+
+if TYPE_CHECKING:
+    from search.data import Dataset
+    from search.spec import StudySpec
 
 JIT_COMPILE: bool | str = "auto"  # see above; benchmarks/builder_models.py sets True / False
 LOSSES = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",

@@ -24,11 +24,10 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search.data import Dataset
 from search.engine._common import (
     CURVE_NAMES,
     TrainResult,
@@ -39,7 +38,10 @@ from search.engine._common import (
 )
 from search.engine._keras_limits import NAME, SITES, check
 from search.noise import NoiseConfig, Site, baseline, site_name
-from search.spec import StudySpec
+
+if TYPE_CHECKING:
+    from search.data import Dataset
+    from search.spec import StudySpec
 
 __all__ = ["NAME", "SITES", "build_model", "check", "clean_scores", "dense_weights",
            "dropout_rate", "fit_repeats", "make_optimizer", "make_recorder", "metric_of",

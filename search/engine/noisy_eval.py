@@ -24,21 +24,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
 
 from search.analysis import robustness as robust_stats
-from search.data import Dataset
 from search.engine import _random
 from search.engine._common import TrainResult
-from search.spec import StudySpec
+
+if TYPE_CHECKING:
+    from search.data import Dataset
+    from search.spec import StudySpec
 
 # Streams of the generator (training uses 1-3 and 16-143): test-time noise, and the
 # selection and estimation draws of certification.
 PROFILE_STREAM, SELECT_STREAM, ESTIMATE_STREAM = 5, 6, 7
-SELECTION_DRAWS = 100  # n0 of CERTIFY
+SELECTION_DRAWS = robust_stats.SELECTION_DRAWS  # n0 of CERTIFY
 
 
 def _perturb(x: tf.Tensor, sigma: tf.Tensor, eps: tf.Tensor, kind: str) -> tf.Tensor:
