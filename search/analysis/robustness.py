@@ -135,6 +135,10 @@ def clopper_pearson_lower(successes: int, trials: int, alpha: float) -> float:
     return float(sps.beta.ppf(alpha, successes, trials - successes + 1))
 
 
+# n0 of CERTIFY: the draws that choose the class, before the certify_n that bound its p.
+SELECTION_DRAWS = 100
+
+
 def certify(selection_counts: ArrayLike, estimation_counts: ArrayLike, sigma: float,
             alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """CERTIFY for a batch of points: (predicted class or -1 to abstain, certified radius).
