@@ -5,6 +5,7 @@
 - ``queue``    taking, queueing and recovering configurations in the shared storage
 - ``heartbeat`` the heartbeat of a running trial
 - ``opening``  creating a study, or resuming it only from the same spec
+- ``deleting`` deleting a study, under its lock
 - ``runner``   StudyRunner: a worker's loop and one trial
 
 Nothing is imported here, so reading the record (results, report) does not load the data
