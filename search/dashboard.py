@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -43,6 +44,11 @@ def make_dashboard_server(storage: str | None, host: str, port: int) -> WSGIServ
 def serve(storage: str | None, host: str, port: int,
           announce: Callable[[str], None] = print) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
+    # Optuna warns about what the dashboard computes for the page (parameter importances on
+    # few trials: "Some regimes ... have less than 2 trials", experimental features): words
+    # for the dashboard's developers, not for the person browsing, which would otherwise fill
+    # the terminal at every refresh. This process only serves, so all of them go.
+    warnings.simplefilter("ignore", UserWarning)
     server = make_dashboard_server(storage, host, port)
     shown_host = f"[{host}]" if ":" in host else host
     announce(f"optuna-dashboard on {mask_password(resolve_url(storage))}: "

@@ -111,3 +111,55 @@ def test_port_in_use_is_one_line_and_exit_2(sqlite_url, capsys):
     assert "Traceback" not in err
     assert err.strip() == (f"noise-search: error: port {port} on 127.0.0.1 is already in use; "
                            "choose another with --port")
+
+
+@pytest.mark.processes
+def test_dashboard_names_the_objective_and_keeps_optuna_warnings_off_its_terminal(served):
+    """optuna-dashboard labels an objective by the study's metric names ("Objective 0"
+    without them); what Optuna warns while computing the page (parameter importances of a
+    grid with one trial per value: "Some regimes ... have less than 2 trials") is not for the
+    person browsing."""
+    base, proc, log = served
+    status, body = _get(f"{base}/api/studies")
+    study_id = json.loads(body)["study_summaries"][0]["study_id"]
+    detail = json.loads(_get(f"{base}/api/studies/{study_id}")[1])
+    assert detail["objective_names"] == ["mean test accuracy"]
+    # What the browser asks for besides the study: the importances and Optuna's plots.
+    for path in ("param_importances", "plot/slice", "plot/contour", "plot/rank"):
+        assert _get(f"{base}/api/studies/{study_id}/{path}")[0] == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    log.seek(0)
+    said = log.read()
+    assert "Warning" not in said and "warn(" not in said, said
+
+
+@pytest.mark.parametrize("objective, names", [
+    ("clean", ["mean test accuracy"]),
+    ("both", ["mean test accuracy", "robust accuracy"]),
+])
+def test_objectives_are_named_by_metric_when_a_study_is_created_or_opened(
+        write_study, sqlite_url, objective, names):
+    """study.set_metric_names where the study is created, and for a study created before
+    (no names) when it is opened again; Optuna's ExperimentalWarning for it stays quiet."""
+    import warnings
+
+    import optuna
+
+    from search import spec as spec_module
+    from search.study.opening import open_study
+    from tests.conftest import ROBUSTNESS_SECTION, TINY_STUDY
+
+    spec = spec_module.load(write_study(TINY_STUDY + ROBUSTNESS_SECTION),
+                            [f"study.objective='{objective}'"])
+    storage = open_storage(sqlite_url)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        study = open_study(spec, storage)
+        assert study.metric_names == names
+        # An older study: no names yet. Opening it names its objectives.
+        study_id = storage.get_study_id_from_name("tiny")
+        storage.set_study_system_attr(study_id, "study:metric_names", None)
+        assert optuna.load_study(study_name="tiny", storage=storage).metric_names is None
+        assert open_study(spec, storage).metric_names == names
+    assert [str(w.message) for w in seen if issubclass(w.category, UserWarning)] == []

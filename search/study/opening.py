@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 from search import spec as spec_module
@@ -29,6 +31,26 @@ def open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.S
 def _describe(study: optuna.Study, spec: StudySpec) -> None:
     for key, value in record.StudyMeta.from_spec(spec, ENGINE_VERSION).to_attrs().items():
         study.set_user_attr(key, value)
+    _name_objectives(study, spec)
+
+
+def objective_names(spec: StudySpec) -> list[str]:
+    """What Optuna is told, by name (record.TrialRecord.objective_value): optuna-dashboard
+    shows these instead of "Objective 0"."""
+    clean, robust = f"mean test {spec.metric}", f"robust {spec.metric}"
+    return {"clean": [clean], "robust": [robust], "both": [clean, robust]}[spec.study.objective]
+
+
+def _name_objectives(study: optuna.Study, spec: StudySpec) -> None:
+    """Name the study's objectives, unless they have these names already (a study created
+    before they were named gets them when it is next opened)."""
+    names = objective_names(spec)
+    if study.metric_names == names:
+        return
+    with warnings.catch_warnings():
+        # set_metric_names is experimental in Optuna; the warning says so to every user.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(names)
 
 
 def _open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.Study:
@@ -45,6 +67,7 @@ def _open_study(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.
             _describe(study, spec)  # its creator died before storing its spec: adopt it
         else:
             _check_resumable(study, spec)
+            _name_objectives(study, spec)
         return study
     _describe(study, spec)
     return study
