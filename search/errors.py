@@ -27,7 +27,8 @@ class NoiseSearchError(Exception):
 
 
 class SpecError(NoiseSearchError):
-    """The study file (or a --set override) is invalid."""
+    """A study file or --set override that cannot be used; the message says why
+    (search.spec raises it, before any storage is opened)."""
 
 
 class StorageError(NoiseSearchError):

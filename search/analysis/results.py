@@ -17,7 +17,7 @@ from search import format as fmt
 from search.analysis import stats
 from search.analysis.paired import PairedComparison, add_holm, compare_paired
 from search.analysis.robust_results import add_robustness, mark_pareto
-from search.errors import NoiseSearchError
+from search.errors import StudyError
 from search.noise import BASELINE, parse_config_key
 from search.study import record
 from search.study.record import Progress, StudyMeta, TrialRecord
@@ -33,7 +33,7 @@ def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
     if name not in names:
         listed = (", ".join(fmt.name(n) for n in names) if names
                   else "none yet; start one with `noise-search run`")
-        raise NoiseSearchError(f"no study named {fmt.quoted(name)} in this storage; "
+        raise StudyError(f"no study named {fmt.quoted(name)} in this storage; "
                                f"studies: {listed}")
     return optuna.load_study(study_name=name, storage=storage)
 
@@ -122,7 +122,7 @@ def _representative(trials: list[TrialRecord]) -> TrialRecord:
 def _meta(study: optuna.Study) -> StudyMeta:
     meta = StudyMeta.read(study)
     if meta is None:
-        raise NoiseSearchError(f"study {study.study_name!r} was not created by noise-search")
+        raise StudyError(f"study {study.study_name!r} was not created by noise-search")
     return meta
 
 
@@ -248,14 +248,14 @@ def _find(results: StudyResults, text: str) -> dict[str, Any]:
         # "hidden_pre:0.10" names "hidden_pre:0.1"; a builder study's sites are any names
         key = parse_config_key(text, allowed=None).key
     except ValueError as exc:
-        raise NoiseSearchError(f"configuration {text!r}: {exc}; measured configurations of "
+        raise StudyError(f"configuration {text!r}: {exc}; measured configurations of "
                                f"{results.name!r}: {listed}") from None
     row = next((r for r in results.rows if r["config"] == key), None)
     if row is None:
-        raise NoiseSearchError(f"study {results.name!r} has no configuration {key!r}; "
+        raise StudyError(f"study {results.name!r} has no configuration {key!r}; "
                                f"measured configurations: {listed}")
     if row["state"] not in MEASURED or key not in results.values:
-        raise NoiseSearchError(f"configuration {key!r} of study {results.name!r} has not "
+        raise StudyError(f"configuration {key!r} of study {results.name!r} has not "
                                f"been measured (state {row['state'].lower()}); measured "
                                f"configurations: {listed}")
     return row
@@ -290,7 +290,7 @@ def _bounded(c: PairedComparison, metric: str) -> PairedComparison:
 
 def require_completed(results: StudyResults) -> None:
     if not results.completed:
-        raise NoiseSearchError(
+        raise StudyError(
             f"study {results.name!r} has no completed trial yet; run it with `noise-search run`"
         )
 

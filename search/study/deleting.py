@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from search import format as fmt
 from search.analysis.results import load_study
-from search.errors import NoiseSearchError
+from search.errors import StudyError
 from search.storage import retrying, study_lock
 
 
@@ -36,7 +36,7 @@ def _contents(storage: optuna.storages.BaseStorage, name: str, force: bool) -> S
     contents = StudyContents(name, len(states), states.count(TrialState.COMPLETE),
                              states.count(TrialState.RUNNING))
     if contents.running and not force:
-        raise NoiseSearchError(
+        raise StudyError(
             f"study {fmt.quoted(name)} has {contents.running} running "
             f"trial{'' if contents.running == 1 else 's'} (a worker may still be training "
             f"{'it' if contents.running == 1 else 'them'}); stop its workers first, or pass "
@@ -54,7 +54,7 @@ def delete_study(storage: optuna.storages.RDBStorage, name: str,
                  force: bool = False) -> StudyContents:
     """Delete study ``name`` and all its trials; return what was removed.
 
-    Raises NoiseSearchError for an unknown name (listing the studies) and, unless ``force``,
+    Raises StudyError for an unknown name (listing the studies) and, unless ``force``,
     for a study with RUNNING trials. Runs under the study's lock and the storage retry policy.
     """
     def locked() -> StudyContents:

@@ -8,7 +8,7 @@ import optuna
 
 from search import spec as spec_module
 from search.engine._common import ENGINE_VERSION
-from search.errors import NoiseSearchError
+from search.errors import StudyError
 from search.spec import StudySpec
 from search.storage import retrying, study_lock
 from search.study import record
@@ -78,17 +78,17 @@ def _check_resumable(study: optuna.Study, spec: StudySpec) -> None:
     name = spec.study.name
     meta = record.StudyMeta.read(study)
     if meta is None:
-        raise NoiseSearchError(f"study {name!r} exists but was not created by noise-search; "
+        raise StudyError(f"study {name!r} exists but was not created by noise-search; "
                                "choose another name with --study-name")
     current = spec.to_dict()
     diffs = spec_module.differences(meta.spec, current)
     if diffs:
-        raise NoiseSearchError(
+        raise StudyError(
             f"study {name!r} was created from a different spec: {'; '.join(diffs[:3])}"
             + (f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else "")
             + "; results would mix. Run it as stored, or start a new study with --study-name")
     if meta.engine_version != ENGINE_VERSION:
-        raise NoiseSearchError(
+        raise StudyError(
             f"study {name!r} was run by engine version {meta.engine_version} and this is "
             f"version {ENGINE_VERSION}, whose random streams differ; results would mix. Start a "
             "new study with --study-name")
