@@ -1,3 +1,11 @@
-"""noise-search: where to inject noise while training a neural network, and how much."""
+"""noise-search: where to inject noise while training a neural network, and how much.
+
+The Python API (search.api): `run` a study file, `open_study` by name, list `studies`;
+`Study.results()` gives typed rows, the recommendation and DataFrames (`to_pandas`).
+"""
+
+from search.api import Results, Study, StudyInfo, delete_study, open_study, run, studies
 
 __version__ = "0.1.0"
+
+__all__ = ["Results", "Study", "StudyInfo", "delete_study", "open_study", "run", "studies"]

@@ -53,6 +53,8 @@ class StudyResults:
     # repeat of each measured configuration (search.analysis.robust_results).
     objective: str = "clean"
     robust_values: dict[str, list[float]] = field(default_factory=dict)
+    # Per-repeat train values of each measured configuration (the seed-level DataFrame).
+    train_values: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def has_robustness(self) -> bool:
@@ -163,8 +165,11 @@ def collect(study: optuna.Study) -> StudyResults:
     rows.sort(key=lambda r: (rank.get(r["state"], 2),
                              sign * r[ranked] if r.get(ranked) is not None else 0.0,
                              r["config"]))
+    train_values = {row["config"]: [float(v) for v in r.train_values or ()]
+                    for row, r in zip(rows, representatives) if row["config"] in values}
     return StudyResults(study.study_name, meta.metric, meta.direction, rows,
-                        record.progress(meta, trials), values, objective, robust_values)
+                        record.progress(meta, trials), values, objective, robust_values,
+                        train_values)
 
 
 # Keys every row gets besides the stored aggregates; None where a value is undefined. The

@@ -1,0 +1,383 @@
+"""The Python API: run a study, open one, read its results, compare, draw, write the report.
+
+What `noise-search` prints is what these return; in a notebook::
+
+    import search
+
+    study = search.run("studies/circles.toml", overrides={"study.repeats": 5})
+    results = study.results()
+    results.recommendation.decision          # "noise" | "no noise" | ...
+    results.to_pandas()                      # one row per configuration
+    results.to_pandas("seed")                # one row per configuration × repeat
+    study.compare("hidden_pre:0.3", "none").p_paired
+    study.figures()["heatmap"]               # a plotly Figure
+
+Errors are exceptions (search.errors.NoiseSearchError and its subclasses, one-line
+messages as the CLI prints them), never SystemExit. Reading is read-only: `Study.results`,
+`compare` and `figures` train nothing (decision boundaries only when asked, in `report`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.errors import NoiseSearchError
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from search.analysis.recommend import Recommendation
+    from search.analysis.results import Pair, StudyResults
+    from search.study.record import Progress
+
+__all__ = ["Results", "Study", "StudyInfo", "delete_study", "open_study", "run", "studies"]
+
+LEVELS = ("config", "seed", "profile")
+
+
+# --- overrides: a dict of dotted keys, as --set ------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    """A Python value as the TOML text `--set key=VALUE` would hold."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise NoiseSearchError(f"overrides: a value must be a bool, number, string, list or dict; "
+                           f"got {type(value).__name__} ({value!r})")
+
+
+def override_items(overrides: Mapping[str, Any] | None) -> list[str]:
+    """``{"study.repeats": 5}`` -> ``["study.repeats=5"]``, the --set items of the CLI."""
+    return [f"{key}={_toml_value(value)}" for key, value in (overrides or {}).items()]
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The recommendation: ``decision`` ("noise", "no noise", "not significant", "none"),
+    ``configuration`` (what to train with: the best configuration, the baseline "none", or
+    None when there is no answer yet) and the sentence ``text`` the CLI prints."""
+
+    decision: str
+    configuration: str | None
+    text: str
+    significant_configurations: tuple[str, ...]
+    details: Recommendation = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Results:
+    """A study's results: ``rows`` (one per configuration, best first, as `results --format
+    json` lists them), the per-seed values, the recommendation and the progress."""
+
+    study: str
+    metric: str
+    direction: str
+    rows: list[dict[str, Any]]
+    recommendation: Answer
+    progress: Progress
+    values: dict[str, list[float]]
+    robust_values: dict[str, list[float]]
+    _raw: StudyResults = field(repr=False)
+
+    def to_pandas(self, level: str = "config") -> pd.DataFrame:
+        """A DataFrame at one of three levels:
+
+        - ``"config"``: one row per configuration, the JSON's columns (nested profile and
+          certified lists left out: they are the "profile" level);
+        - ``"seed"``: one row per configuration × repeat: ``config``, ``placement``, ``std``,
+          ``repeat``, ``value`` (test metric), ``train_value``, ``robust_score`` (with
+          [robustness]), ``state``;
+        - ``"profile"``: one row per configuration × test σ of [robustness]: ``config``,
+          ``placement``, ``std``, ``test_std``, ``mean``, ``sd``, ``ci_low``, ``ci_high``,
+          ``n``, ``diff``, ``p_holm``.
+        """
+        pd = _pandas()
+        if level not in LEVELS:
+            raise NoiseSearchError(f"to_pandas: 'level' must be one of "
+                                   f"{', '.join(map(repr, LEVELS))}; got {level!r}")
+        if level == "config":
+            return pd.DataFrame([{k: v for k, v in row.items()
+                                  if k not in ("robustness", "certified")}
+                                 for row in self.rows])
+        if level == "seed":
+            return pd.DataFrame(self._seed_rows())
+        return pd.DataFrame([{"config": row["config"], "placement": row["placement"],
+                              "std": row["std"], **point}
+                             for row in self.rows for point in row.get("robustness") or ()])
+
+    def _seed_rows(self) -> list[dict[str, Any]]:
+        train = self._raw.train_values
+        out = []
+        for row in self.rows:
+            values = self.values.get(row["config"])
+            if values is None:
+                continue
+            none: list[float | None] = [None] * len(values)
+            trains: list[float | None] = list(train.get(row["config"]) or none)
+            robust: list[float | None] = list(self.robust_values.get(row["config"]) or none)
+            for repeat, (value, train_value, score) in enumerate(zip(values, trains, robust)):
+                out.append({"config": row["config"], "placement": row["placement"],
+                            "std": row["std"], "repeat": repeat, "value": value,
+                            "train_value": train_value, "robust_score": score,
+                            "state": row["state"]})
+        return out
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise NoiseSearchError("to_pandas needs pandas: pip install 'noise-search[pandas]' "
+                               "(or pip install pandas)") from None
+    return pandas
+
+
+def _answer(results: StudyResults) -> Answer:
+    from search.analysis.recommend import decision, recommend
+    from search.noise import BASELINE
+
+    rec = recommend(results)
+    answer = decision(rec)
+    use = {"noise": rec.best, "no noise": BASELINE}.get(answer)
+    return Answer(answer, use, rec.text, tuple(rec.significant_configs), rec)
+
+
+def results_of(raw: StudyResults) -> Results:
+    """The API's view of analysis.results.StudyResults."""
+    return Results(raw.name, raw.metric, raw.direction, raw.rows, _answer(raw), raw.progress,
+                   raw.values, raw.robust_values, raw)
+
+
+# --- studies -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """One study of a storage and its progress (`noise-search studies`)."""
+
+    name: str
+    metric: str
+    complete: int
+    pruned: int
+    total: int
+    running: int
+    waiting: int
+    failed: int
+    finished: bool
+
+
+class Study:
+    """A study in a storage, opened by name; every method reads it anew (workers may still be
+    writing), through the storage's retry policy."""
+
+    def __init__(self, name: str, storage: str | None = None) -> None:
+        from search.storage import open_storage, resolve_url
+
+        self.name = name
+        self.storage = resolve_url(storage)
+        self._rdb = open_storage(self.storage, must_exist=True)
+        self._load()  # an unknown name fails here, listing the studies
+
+    def __repr__(self) -> str:
+        from search.storage import mask_password
+
+        return f"Study({self.name!r}, storage={mask_password(self.storage)!r})"
+
+    def _load(self) -> optuna.Study:
+        from search.analysis.results import load_study
+        from search.storage import retrying
+
+        return retrying(lambda: load_study(self._rdb, self.name),
+                        f"reading study {self.name!r}")
+
+    def _raw_results(self) -> StudyResults:
+        from search.analysis.results import collect
+        from search.storage import retrying
+
+        return retrying(lambda: collect(self._load()), f"reading study {self.name!r}")
+
+    def results(self) -> Results:
+        """The results as `noise-search results` shows them (also while the study runs)."""
+        return results_of(self._raw_results())
+
+    def compare(self, a: str, b: str) -> Pair:
+        """Configuration ``a`` against ``b`` (A − B), paired by seed, as `noise-search compare`:
+        ``.paired`` (``p_paired``, ``diff``, CIs, ``seeds_needed``), ``.comparison`` (Welch,
+        Cohen's d, same-seed wins), ``.robust`` with [robustness]; `verdict` says it."""
+        from search.analysis.results import compare_configs
+
+        return compare_configs(self._raw_results(), a, b)
+
+    def verdict(self, a: str, b: str) -> str:
+        """`noise-search compare`'s verdict line for ``a`` against ``b``."""
+        from search.analysis.recommend import compare_verdict
+        from search.analysis.results import compare_configs
+
+        raw = self._raw_results()
+        return compare_verdict(compare_configs(raw, a, b), raw.maximize)
+
+    def figures(self, boundaries: bool = False) -> dict[str, go.Figure]:
+        """The report's Plotly figures by id (e.g. "heatmap", "repeats", "curves").
+        ``boundaries=True`` also draws decision boundaries, which may retrain models."""
+        from search import report
+
+        data = report.collect(self._load(), boundaries=boundaries)
+        # ids are "noise-search-<n>-<name>" (stable for the dashboard); the name is the key
+        return {f.id.split("-", 3)[-1]: f.figure for f in report.figures(data)}
+
+    def report(self, path: str | Path, boundaries: bool = True) -> Path:
+        """Write the self-contained HTML report to ``path``; returns the path."""
+        from search import report
+
+        target = Path(path)
+        report.check_writable(target)
+        data = report.collect(self._load(), boundaries=boundaries)
+        report.write_html(data, report.figures(data), target)
+        return target
+
+    def delete(self, force: bool = False) -> None:
+        """Delete the study and its trials (refused while trials run, unless ``force``)."""
+        delete_study(self.name, self.storage, force)
+
+
+def open_study(name: str, storage: str | None = None) -> Study:
+    """The study ``name`` in ``storage`` (default: $NOISE_SEARCH_STORAGE, else the SQLite
+    file noise-search.db in the working directory)."""
+    return Study(name, storage)
+
+
+def studies(storage: str | None = None) -> list[StudyInfo]:
+    """Every study in the storage with its progress."""
+    from search.analysis.results import study_overview
+    from search.storage import open_storage, retrying
+
+    rdb = open_storage(storage, must_exist=True)
+    rows = retrying(lambda: study_overview(rdb), "reading the studies")
+    return [StudyInfo(r["name"], r["metric"], r["complete"], r["pruned"], r["total"],
+                      r["running"], r["waiting"], r["failed"], r["finished"]) for r in rows]
+
+
+def delete_study(name: str, storage: str | None = None, force: bool = False) -> None:
+    """Delete study ``name`` and its trials; the SQL views stay."""
+    from search.storage import open_storage
+    from search.study.deleting import delete_study as delete
+
+    delete(open_storage(storage, must_exist=True), name, force)
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def run(study_file: str | Path, overrides: Mapping[str, Any] | None = None,
+        storage: str | None = None, study_name: str | None = None, workers: int = 1,
+        quiet: bool = False, on_start: Callable[[Any, Any, Any], None] | None = None,
+        on_done: Callable[[Any], None] | None = None) -> Study:
+    """Run (or resume) the study a study file describes, as `noise-search run` does.
+
+    ``overrides`` maps dotted keys to values, as ``--set`` (``{"study.repeats": 5}``).
+    Everything is validated before the storage is opened. ``quiet=False`` shows a progress
+    bar (tqdm.auto: a widget in a notebook). ``on_start(spec, study, data)`` and
+    ``on_done(outcome)`` are the CLI's hooks for its header and per-configuration lines.
+    """
+    from search import spec as spec_module
+    from search.data import load_dataset
+    from search.storage import check_shareable, open_storage, resolve_url
+
+    if workers < 1:
+        raise NoiseSearchError(f"run: 'workers' must be >= 1; got {workers}")
+    spec = spec_module.load(Path(study_file), override_items(overrides), study_name)
+    url = resolve_url(storage)
+    if workers > 1:
+        check_shareable(url)
+    data = load_dataset(spec)  # bad data fails here, before the storage is opened or created
+    if spec.model.builder is not None:  # and a model of the user's that does not fit the data
+        from search.builder import check_fits_data
+
+        check_fits_data(spec, data)
+    rdb = open_storage(url)
+    with _Progress(quiet, on_done) as progress:
+        if workers > 1:  # the workers train; this process only opens the study
+            from search.study.opening import open_study as open_optuna_study
+            from search.workers import run_workers
+
+            study = open_optuna_study(spec, rdb)
+            progress.start(spec, study, data, on_start)
+            run_workers(spec, url, workers, on_done=progress.done)
+        else:
+            from search.interrupts import catch_interrupts
+            from search.startup import load_tensorflow
+            from search.study.runner import StudyRunner
+
+            load_tensorflow()  # quietly: the Keras engines import it lazily, while training
+            runner = StudyRunner(spec, rdb, data=data)
+            study = runner.study
+            progress.start(spec, study, data, on_start)
+            with catch_interrupts() as stop:
+                runner.run(on_done=progress.done, stop=stop)
+    return Study(spec.study.name, url)
+
+
+class _Progress:
+    """A progress bar over the study's configurations (tqdm.auto), and the caller's hooks."""
+
+    def __init__(self, quiet: bool, on_done: Callable[[Any], None] | None) -> None:
+        self.quiet, self.on_done = quiet, on_done
+        self.bar: Any = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def start(self, spec: Any, study: Any, data: Any,
+              on_start: Callable[[Any, Any, Any], None] | None) -> None:
+        if on_start is not None:
+            on_start(spec, study, data)
+        if self.on_done is not None or self.quiet:
+            return  # the caller shows progress its own way
+        from tqdm.auto import tqdm
+
+        from search.storage import retrying
+        from search.study import record
+
+        meta = retrying(lambda: record.StudyMeta.read(study), "reading the study")
+        done = retrying(lambda: record.progress(meta, study.get_trials(deepcopy=False)).done,
+                        "reading the study") if meta is not None else 0
+        self.bar = tqdm(total=meta.total if meta is not None else None, initial=done,
+                        unit="config", desc=spec.study.name)
+
+    def done(self, outcome: Any) -> None:
+        if self.on_done is not None:
+            self.on_done(outcome)
+        if self.bar is not None:
+            from optuna.trial import TrialState
+
+            # A raced block goes back to WAITING; one may also stop others.
+            others = [s for s in getattr(outcome, "stopped", ()) if s.key != outcome.config.key]
+            self.bar.update(int(outcome.state != TrialState.WAITING) + len(others))
