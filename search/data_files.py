@@ -25,22 +25,28 @@ ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def read_given_split(spec: StudySpec) -> Arrays:
-    """The four arrays, checked; classification labels as class indices 0..K-1."""
+def read_npz(spec: StudySpec) -> Arrays:
+    """The four arrays of ``data.path``, checked (as :func:`_checked`)."""
     d = spec.data
-    raw: Mapping[str, Any]
-    if d.dataset == "npz":
-        assert d.path is not None
-        path = relative_to_study(spec.source, d.path)
-        where, raw = str(path), _read_npz(path, f"{spec.source}: 'data.path' {d.path!r}")
-    else:
-        assert d.loader is not None
-        where = f"{spec.source}: 'data.loader' {d.loader!r}"
-        loader = load_function(spec.source, "data.loader", d.loader)
-        raw = _named(call(loader, where), where)
+    assert d.path is not None
+    path = relative_to_study(spec.source, d.path)
+    return _checked(spec, str(path), _read_npz(path, f"{spec.source}: 'data.path' {d.path!r}"))
+
+
+def read_loader(spec: StudySpec) -> Arrays:
+    """The four arrays ``data.loader`` returns, checked (as :func:`_checked`)."""
+    d = spec.data
+    assert d.loader is not None
+    where = f"{spec.source}: 'data.loader' {d.loader!r}"
+    loader = load_function(spec.source, "data.loader", d.loader)
+    return _checked(spec, where, _named(call(loader, where), where))
+
+
+def _checked(spec: StudySpec, where: str, raw: Mapping[str, Any]) -> Arrays:
+    """The four arrays, checked; classification labels as class indices 0..K-1."""
     x_train, y_train, x_test, y_test = (_array(raw[name], name, where) for name in ARRAYS)
     _check_shapes(where, x_train, y_train, x_test, y_test)
-    if d.task != "regression":
+    if spec.data.task != "regression":
         y_train, y_test = _class_indices(where, y_train, y_test)
     return x_train, y_train, x_test, y_test
 

@@ -609,8 +609,9 @@ Problems = list[tuple[str, str]]
 def _data_keys_apply(data: DataSpec, given: Mapping[str, Any]) -> Problems:
     """A [data] key the dataset does not read must not be set. A stored spec (``to_dict``)
     holds every key, the unused ones at their defaults, so a default is not "set"."""
-    usable = datasets.dataset_keys(data.dataset) | _COMMON_DATA_KEYS
-    if data.dataset in datasets.SPLIT_GIVEN:
+    kind = datasets.DATASET_KINDS[data.dataset]
+    usable = kind.keys | _COMMON_DATA_KEYS
+    if kind.split_given:
         usable -= {"n_train"}  # the file or the loader gives the split
     defaults = {f.name: f.default for f in dataclasses.fields(DataSpec)}
     for key, value in given.items():
@@ -634,27 +635,24 @@ def _model_keys_apply(model: ModelSpec, given: Mapping[str, Any]) -> Problems:
     return []
 
 
-_REQUIRED_DATA_KEYS = {"csv": ("path", "target"), "npz": ("path",), "python": ("loader",)}
-
-
 def _dataset_names_its_source(spec: StudySpec) -> Problems:
     d = spec.data
     return [(f"data.{key}", f"is required for dataset {d.dataset!r} (a {key} string)")
-            for key in _REQUIRED_DATA_KEYS.get(d.dataset, ()) if getattr(d, key) is None]
+            for key in datasets.DATASET_KINDS[d.dataset].required if getattr(d, key) is None]
 
 
 def _rows_remain_to_test(spec: StudySpec) -> Problems:
     d = spec.data  # a file's rows are counted when it is read (search.data)
-    rows = datasets.fixed_rows(d)
-    if rows is not None and d.n_train >= rows:
-        return [("data.n_train", f"must be < {datasets.rows_name(d)} ({rows}) so that rows "
-                                 f"remain to test on; got {d.n_train}")]
+    known = datasets.DATASET_KINDS[d.dataset].rows(d)
+    if known is not None and d.n_train >= known[0]:
+        rows, named = known
+        return [("data.n_train", f"must be < {named} ({rows}) so that rows remain to test "
+                                 f"on; got {d.n_train}")]
     return []
 
 
-def _generator_takes_its_arguments(spec: StudySpec) -> Problems:
-    return (datasets.generator_problems(spec.data) if spec.data.dataset in datasets.GENERATORS
-            else [])
+def _dataset_takes_its_values(spec: StudySpec) -> Problems:
+    return datasets.DATASET_KINDS[spec.data.dataset].refused(spec.data)
 
 
 def _metric_fits_task(spec: StudySpec) -> Problems:
@@ -778,7 +776,7 @@ def _racing_fits_study(spec: StudySpec) -> Problems:
 
 
 _ACROSS_KEYS: tuple[Callable[[StudySpec], Problems], ...] = (
-    _dataset_names_its_source, _rows_remain_to_test, _generator_takes_its_arguments,
+    _dataset_names_its_source, _rows_remain_to_test, _dataset_takes_its_values,
     _metric_fits_task, _scale_target_fits_task, _sites_are_built_in, _builder_runs_on_keras,
     _engine_trains_every_site, _engine_limits, _placements_distinct, _grid_not_empty,
     _objective_has_robustness, _certify_is_classification, _racing_fits_study,

@@ -200,11 +200,15 @@ def _outside(interval) -> list:
     return [int(v) if interval.type is Integral else float(v) for v in values]
 
 
+GENERATORS = {name: kind.generator for name, kind in data_module.DATASET_KINDS.items()
+              if kind.generator is not None}
+
+
 def _sklearn_cases() -> list[tuple[str, str, object]]:
     from sklearn.utils._param_validation import Interval, make_constraint
 
     cases = []
-    for dataset, gen in data_module.GENERATORS.items():
+    for dataset, gen in GENERATORS.items():
         published = gen.sklearn_function()._skl_parameter_constraints
         for key in sorted(gen.takes):
             assert key in published, f"{gen.function} publishes no constraint for {key}"
@@ -254,6 +258,35 @@ def test_sklearn_ranges_are_worded_as_sklearn_publishes_them(write_study):
         spec_module.load(write_study(), ["data.factor=1.0"])
     assert str(err.value) == ("--set 'data.factor=1.0': 'data.factor' must be a float in the "
                               "range [0.0, 1.0) (scikit-learn's make_circles); got 1.0")
+
+
+@pytest.mark.parametrize("dataset", sorted(GENERATORS))
+def test_sklearn_publishes_the_ranges_we_declare_for_every_generator_argument(dataset):
+    # scikit-learn's constraints are a private API: a version without them (or with other
+    # ranges) fails here rather than changing what a study file may hold.
+    gen = GENERATORS[dataset]
+    published = gen.sklearn_function()._skl_parameter_constraints
+    for key in sorted(gen.takes):
+        assert key in published, f"{gen.function} publishes no constraint for {key}"
+        assert data_module._allowed_ranges(published[key])[1] == str(gen.range_of(key)), key
+
+
+def test_without_sklearns_constraints_our_ranges_refuse_the_same_values(write_study,
+                                                                        monkeypatch):
+    path = write_study(study_with_data('dataset = "circles"\nn_samples = 60\n'))
+
+    def refusals() -> list[str]:
+        messages = []
+        for dataset, key, value in SKLEARN_CASES:
+            with pytest.raises(spec_module.SpecError) as err:
+                spec_module.load(path, [f"data.dataset={dataset!r}", f"data.{key}={value!r}"])
+            messages.append(str(err.value))
+        return messages
+
+    published = refusals()
+    for gen in GENERATORS.values():
+        monkeypatch.delattr(gen.sklearn_function(), "_skl_parameter_constraints")
+    assert refusals() == published
 
 
 @pytest.mark.parametrize("lines, expected", [
