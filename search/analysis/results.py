@@ -150,6 +150,9 @@ def collect(study: optuna.Study) -> StudyResults:
             row["diff"] = row["mean"] - baseline["mean"]
         else:
             row["diff"] = None
+    # Before the rows are sorted: each row is still beside its trial.
+    train_values = {row["config"]: [float(v) for v in r.train_values or ()]
+                    for row, r in zip(rows, representatives) if row["config"] in values}
     _add_statistics(rows, values, baseline, maximize, meta.metric)
     objective = str(meta.spec.get("study", {}).get("objective", "clean"))
     measured = {row["config"]: r for row, r in zip(rows, representatives)
@@ -165,8 +168,6 @@ def collect(study: optuna.Study) -> StudyResults:
     rows.sort(key=lambda r: (rank.get(r["state"], 2),
                              sign * r[ranked] if r.get(ranked) is not None else 0.0,
                              r["config"]))
-    train_values = {row["config"]: [float(v) for v in r.train_values or ()]
-                    for row, r in zip(rows, representatives) if row["config"] in values}
     return StudyResults(study.study_name, meta.metric, meta.direction, rows,
                         record.progress(meta, trials), values, objective, robust_values,
                         train_values)
