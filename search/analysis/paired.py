@@ -23,10 +23,10 @@ Pure functions, scipy inside; nothing here imports TensorFlow or Optuna.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -333,21 +333,47 @@ def compare_paired(values: ArrayLike, reference: ArrayLike, maximize: bool = Tru
 # --- a family of comparisons with the baseline ------------------------------------------------
 
 
-def add_holm(rows: list[dict[str, Any]], values: dict[str, list[float]],
-             reference: list[float] | None, prefix: str = "") -> None:
-    """``p_holm`` over the rows' ``p_paired`` (keys under ``prefix``), and ``seeds_needed``
-    for each comparison that is not significant after it: planned at alpha / m, the level
-    the first step of Holm's procedure asks of m comparisons."""
-    adjusted = holm([row.get(prefix + "p_paired") for row in rows])
+@dataclass(frozen=True)
+class Versus:
+    """A configuration's per-seed values against the baseline's, as the results show it:
+    paired on the seeds both have (``diff`` and its CI, ``p_paired`` from ``paired_test``,
+    ``p_wilcoxon``, P(better)), Holm-adjusted over the study's comparisons (``p_holm``,
+    ``seeds_needed`` when not significant after it), and unpaired for reference (``p_welch``,
+    ``cohen_d``; ``win_share`` / ``tie_share`` on the shared seeds). The field order is the
+    JSON's."""
+
+    diff: float | None = None
+    diff_ci_low: float | None = None
+    diff_ci_high: float | None = None
+    p_paired: float | None = None
+    p_wilcoxon: float | None = None
+    p_holm: float | None = None
+    p_welch: float | None = None
+    p_improve: float | None = None
+    p_improve_low: float | None = None
+    p_improve_high: float | None = None
+    cohen_d: float | None = None
+    win_share: float | None = None
+    tie_share: float | None = None
+    paired_test: str | None = None
+    seeds_needed: int | None = None
+
+
+def holm_family(compared: dict[str, Versus], values: dict[str, list[float]],
+                reference: list[float] | None) -> dict[str, Versus]:
+    """``p_holm`` over the family's ``p_paired``, and ``seeds_needed`` for each comparison
+    that is not significant after it: planned at alpha / m, the level the first step of
+    Holm's procedure asks of m comparisons."""
+    keys = list(compared)
+    adjusted = holm([compared[k].p_paired for k in keys])
     tested = sum(p is not None for p in adjusted)
-    for row, p_holm in zip(rows, adjusted):
-        if prefix + "p_paired" not in row:
-            continue
-        row[prefix + "p_holm"] = p_holm
-        own = values.get(row["config"])
-        row[prefix + "seeds_needed"] = None
+    out = {}
+    for key, p_holm in zip(keys, adjusted):
+        needed = None
+        own = values.get(key)
         if (p_holm is not None and p_holm >= SIGNIFICANCE and own is not None
                 and reference is not None):
             n = min(len(own), len(reference))
-            d = np.asarray(own[:n]) - np.asarray(reference[:n])
-            row[prefix + "seeds_needed"] = seeds_needed(d, SIGNIFICANCE / tested)
+            needed = seeds_needed(np.subtract(own[:n], reference[:n]), SIGNIFICANCE / tested)
+        out[key] = dataclasses.replace(compared[key], p_holm=p_holm, seeds_needed=needed)
+    return out

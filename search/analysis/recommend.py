@@ -16,8 +16,7 @@ import numpy as np
 from search import format as fmt_
 from search.analysis import stats
 from search.analysis.paired import PairedComparison, compare_paired, paired_test
-from search.analysis.results import STAT_KEYS, Pair, StudyResults
-from search.analysis.robust_results import ROBUST_PREFIX
+from search.analysis.results import Pair, StudyResults
 from search.noise import BASELINE
 
 
@@ -93,10 +92,11 @@ def recommend(results: StudyResults) -> Recommendation:
 def _robust_view(results: StudyResults) -> StudyResults:
     """The results with the robust score in the place of the clean mean (objective robust):
     the same decision rule, on the robust score's paired comparison with the baseline."""
-    keys = ("diff", *STAT_KEYS)
-    rows = [{**row, "mean": row.get("robust_mean"),
-             **{k: row.get(ROBUST_PREFIX + k) for k in keys}} for row in results.rows]
-    return dataclasses.replace(results, rows=rows, values=results.robust_values,
+    configs = [dataclasses.replace(c, mean=c.robust.mean if c.robust else None,
+                                   versus=c.robust.versus if c.robust else None,
+                                   bootstrap_ci_low=None, bootstrap_ci_high=None)
+               for c in results.configs]
+    return dataclasses.replace(results, configs=configs, values=results.robust_values,
                                metric=f"robust score ({results.metric} under test noise)")
 
 

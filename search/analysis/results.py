@@ -1,12 +1,18 @@
-"""Stored trials -> one result row per configuration, the shape every output starts from.
+"""Stored trials -> one typed result per configuration, the shape every output starts from.
 
-The CLI's table / CSV / JSON, the SQL view's tests and the report all read
-these rows, so the numbers a person sees are the same everywhere.
+`collect` reads the trials once and builds each configuration's `ConfigResult` (its
+aggregates, its `Versus` the baseline, the bootstrap interval, its `RobustResult` under
+test-time noise) without changing anything after it is made; `ConfigResult.as_dict` is the
+row of `results --format json`. The CLI's table / CSV / JSON, the API, the SQL view's tests
+and the report all read these, so the numbers a person sees are the same everywhere. A new
+statistic is a field of `Versus` (search.analysis.paired) computed in `versus`, and a
+column in format.COLUMNS.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +21,8 @@ import optuna
 
 from search import format as fmt
 from search.analysis import stats
-from search.analysis.paired import PairedComparison, add_holm, compare_paired
-from search.analysis.robust_results import add_robustness, mark_pareto
+from search.analysis.paired import PairedComparison, Versus, compare_paired, holm_family
+from search.analysis.robust_results import RobustResult, pareto_front, robust_results
 from search.errors import StudyError
 from search.noise import BASELINE, parse_config_key
 from search.study import record
@@ -25,6 +31,9 @@ from search.study.record import Progress, StudyMeta, TrialRecord
 # States whose trials carry per-seed values: run to the end, or stopped early by racing.
 MEASURED = ("COMPLETE", "PRUNED")
 _STATE_ORDER = {"COMPLETE": 0, "RUNNING": 1, "WAITING": 2, "FAIL": 3, "PRUNED": 4}
+# The keys every row has besides its aggregates: the bootstrap interval and Versus's.
+STAT_KEYS = ("bootstrap_ci_low", "bootstrap_ci_high",
+             *(f.name for f in dataclasses.fields(Versus) if f.name != "diff"))
 
 
 def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
@@ -34,8 +43,62 @@ def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
         listed = (", ".join(fmt.name(n) for n in names) if names
                   else "none yet; start one with `noise-search run`")
         raise StudyError(f"no study named {fmt.quoted(name)} in this storage; "
-                               f"studies: {listed}")
+                         f"studies: {listed}")
     return optuna.load_study(study_name=name, storage=storage)
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """One configuration's result: its stored aggregates (``mean``, ``sd``, ``ci_*`` over the
+    seeds it ran), its comparison with the baseline (``versus``; None when it has no values
+    or there is no baseline), the bootstrap interval of its mean, with [robustness] its
+    `RobustResult`, and ``pareto`` for objective "both". `as_dict` is its row of `results
+    --format json`, keys in the order they have always had."""
+
+    config: str
+    placement: str
+    std: float | dict[str, float] | None  # a σ per site where they differ (builder studies)
+    kind: str
+    state: str
+    trial: int
+    n: int | None
+    mean: float | None
+    sd: float | None
+    sem: float | None
+    ci_low: float | None
+    ci_high: float | None
+    train_mean: float | None
+    duration_s: float | None
+    failure: str | None
+    pruned_reason: str | None
+    metric: str
+    versus: Versus | None = None
+    bootstrap_ci_low: float | None = None
+    bootstrap_ci_high: float | None = None
+    robust: RobustResult | None = None
+    pareto: bool | None = None
+
+    @property
+    def measured(self) -> bool:
+        """Completed, or stopped early by racing: it has per-seed values."""
+        return self.state in MEASURED
+
+    def as_dict(self) -> dict[str, Any]:
+        versus = dataclasses.asdict(self.versus or Versus())
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                               if f.name not in _NOT_FLAT}
+        out["diff"] = versus.pop("diff")
+        out["bootstrap_ci_low"] = self.bootstrap_ci_low
+        out["bootstrap_ci_high"] = self.bootstrap_ci_high
+        out.update(versus)
+        if self.robust is not None:
+            out.update(self.robust.as_dict())
+        if self.pareto is not None:
+            out["pareto"] = self.pareto
+        return out
+
+
+_NOT_FLAT = frozenset({"versus", "bootstrap_ci_low", "bootstrap_ci_high", "robust", "pareto"})
 
 
 @dataclass(frozen=True)
@@ -43,7 +106,7 @@ class StudyResults:
     name: str
     metric: str
     direction: str  # maximize | minimize
-    rows: list[dict[str, Any]]
+    configs: list[ConfigResult]  # best first: completed, stopped by racing, then the rest
     progress: Progress
     # Per-repeat test values of each measured configuration (completed, or stopped by racing),
     # kept out of the rows (and so out of the JSON) because they are long; `compare` and the
@@ -55,6 +118,11 @@ class StudyResults:
     robust_values: dict[str, list[float]] = field(default_factory=dict)
     # Per-repeat train values of each measured configuration (the seed-level DataFrame).
     train_values: dict[str, list[float]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """The configurations as `results --format json` lists them (made once)."""
+        return [c.as_dict() for c in self.configs]
 
     @property
     def has_robustness(self) -> bool:
@@ -84,32 +152,22 @@ class StudyResults:
         return [r for r in self.rows if r["state"] in MEASURED]
 
 
-def _row(r: TrialRecord) -> dict[str, Any]:
+def _finite(value: float | None) -> float | None:
+    """Rows go out as strict JSON: a non-finite number written by other code becomes null."""
+    return None if value is None or not math.isfinite(value) else value
+
+
+def _config_result(r: TrialRecord, metric: str) -> ConfigResult:
     test, train = r.test, r.train
     # Cut to the metric's range here too: studies stored before the record did so.
     ci_low, ci_high = stats.clip((test.ci_low, test.ci_high) if test else (None, None),
                                  stats.bounds_of(r.metric))
-    row = {
-        "config": r.key,
-        "placement": r.config.placement,
-        "std": r.config.std_value(),
-        "kind": r.config.kind,
-        "state": r.state.name,
-        "trial": r.number,
-        "n": r.repeats,
-        "mean": test.mean if test else None,
-        "sd": test.sd if test else None,
-        "sem": test.sem if test else None,
-        "ci_low": ci_low,
-        "ci_high": ci_high,
-        "train_mean": train.mean if train else None,
-        "duration_s": r.duration_s,
-        "failure": r.failure,
-        "pruned_reason": r.pruned_reason,
-    }
-    # Rows go out as strict JSON: a non-finite number written by other code becomes null.
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v
-            for k, v in row.items()}
+    return ConfigResult(
+        r.key, r.config.placement, r.config.std_value(), r.config.kind, r.state.name,
+        r.number, r.repeats, _finite(test.mean) if test else None,
+        _finite(test.sd) if test else None, _finite(test.sem) if test else None,
+        _finite(ci_low), _finite(ci_high), _finite(train.mean) if train else None,
+        _finite(r.duration_s), r.failure, r.pruned_reason, metric)
 
 
 def _all_finite(values: Any) -> bool:
@@ -128,102 +186,84 @@ def _meta(study: optuna.Study) -> StudyMeta:
     return meta
 
 
-def collect(study: optuna.Study) -> StudyResults:
-    """One row per configuration, best first; configurations not yet complete at the end."""
-    meta = _meta(study)
-    maximize = meta.direction == "maximize"
-    trials = study.get_trials(deepcopy=False)
-    by_config: dict[str, list[TrialRecord]] = {}
-    for r in record.records(trials):
-        by_config.setdefault(r.key, []).append(r)
-    representatives = [_representative(found) for found in by_config.values()]
-    rows = [_row(r) for r in representatives]
-    values = {row["config"]: [float(v) for v in r.test_values or ()]
-              for row, r in zip(rows, representatives)
-              if row["state"] in MEASURED and _all_finite(r.test_values)}
-    baseline = next((r for r in rows if r["config"] == BASELINE and r["state"] == "COMPLETE"),
-                    None)
-    for row in rows:
-        row["metric"] = meta.metric
-        if (row["state"] in MEASURED and baseline is not None and row["mean"] is not None
-                and baseline["mean"] is not None):
-            row["diff"] = row["mean"] - baseline["mean"]
-        else:
-            row["diff"] = None
-    # Before the rows are sorted: each row is still beside its trial.
-    train_values = {row["config"]: [float(v) for v in r.train_values or ()]
-                    for row, r in zip(rows, representatives) if row["config"] in values}
-    _add_statistics(rows, values, baseline, maximize, meta.metric)
-    objective = str(meta.spec.get("study", {}).get("objective", "clean"))
-    measured = {row["config"]: r for row, r in zip(rows, representatives)
-                if row["state"] in MEASURED}
-    robust_values = add_robustness(rows, measured, baseline["config"] if baseline else None,
-                                   maximize, meta.metric, _against,
-                                   [k for k in STAT_KEYS if not k.startswith("bootstrap")])
-    if objective == "both":
-        mark_pareto(rows, maximize)
-    sign = -1.0 if maximize else 1.0
-    rank = {"COMPLETE": 0, "PRUNED": 1}  # then the rest: running, queued, failed
-    ranked = "robust_mean" if objective == "robust" else "mean"  # what the study optimises
-    rows.sort(key=lambda r: (rank.get(r["state"], 2),
-                             sign * r[ranked] if r.get(ranked) is not None else 0.0,
-                             r["config"]))
-    return StudyResults(study.study_name, meta.metric, meta.direction, rows,
-                        record.progress(meta, trials), values, objective, robust_values,
-                        train_values)
-
-
-# Keys every row gets besides the stored aggregates; None where a value is undefined. The
-# comparison with the baseline is paired by seed (repeat r with repeat r: same initial weights,
-# data order and noise draws) on the seeds both have: diff (row["diff"]), its CI and p_paired
-# are one test's (paired_test: "sign-flip" at n <= 4 seeds, "t" above; search.analysis.paired),
-# p_holm adjusts p_paired over the study's comparisons, p_welch is the unpaired Welch test kept
-# for reference; seeds_needed is how many seeds the paired t-test would need to make the
-# observed Δ significant after the Holm correction with 80% power (only when it is not).
-STAT_KEYS = ("bootstrap_ci_low", "bootstrap_ci_high", "diff_ci_low", "diff_ci_high",
-             "p_paired", "p_wilcoxon", "p_holm", "p_welch", "p_improve", "p_improve_low",
-             "p_improve_high", "cohen_d", "win_share", "tie_share", "paired_test",
-             "seeds_needed")
-
-
-def _against(own: list[float], reference: list[float], maximize: bool,
-             metric: str | None = None) -> dict[str, Any]:
-    """The STAT_KEYS comparing ``own`` with ``reference``, and ``diff``: paired on the seeds
-    both have (a configuration stopped by racing has the first seeds only), so that Δ, its CI
-    and p describe the same pairs; Welch on all of them."""
+def versus(own: list[float], reference: list[float], maximize: bool,
+           metric: str | None = None) -> Versus:
+    """``own`` against ``reference`` (before Holm's adjustment): paired on the seeds both
+    have (a configuration stopped by racing has the first seeds only), so that Δ, its CI and
+    p describe the same pairs; Welch on all of them."""
     paired = compare_paired(own, reference, maximize=maximize)
     welch = stats.compare(own, reference, maximize=maximize)
     n = paired.n
     seeds = welch if welch.pairs else stats.compare(own[:n], reference[:n], maximize=maximize)
     low, high = stats.clip((paired.diff_ci_low, paired.diff_ci_high),
                            stats.bounds_of(metric, difference=True))
-    return {"diff": paired.diff, "diff_ci_low": low, "diff_ci_high": high,
-            "p_paired": paired.p_paired, "p_wilcoxon": paired.p_wilcoxon,
-            "p_welch": welch.p_value, "p_improve": paired.p_improve,
-            "p_improve_low": paired.p_improve_low, "p_improve_high": paired.p_improve_high,
-            "cohen_d": welch.cohen_d, "win_share": seeds.win_share,
-            "tie_share": seeds.tie_share, "paired_test": paired.test}
+    return Versus(paired.diff, low, high, paired.p_paired, paired.p_wilcoxon, None,
+                  welch.p_value, paired.p_improve, paired.p_improve_low,
+                  paired.p_improve_high, welch.cohen_d, seeds.win_share, seeds.tie_share,
+                  paired.test)
 
 
-def _add_statistics(rows: list[dict[str, Any]], values: dict[str, list[float]],
-                    baseline: dict[str, Any] | None, maximize: bool, metric: str) -> None:
-    """Bootstrap CI of each configuration, and its comparison with the baseline.
+def collect(study: optuna.Study) -> StudyResults:
+    """One result per configuration, best first; configurations not yet complete at the end."""
+    meta = _meta(study)
+    maximize = meta.direction == "maximize"
+    trials = study.get_trials(deepcopy=False)
+    by_config: dict[str, list[TrialRecord]] = {}
+    for r in record.records(trials):
+        by_config.setdefault(r.key, []).append(r)
+    records = {key: _representative(found) for key, found in by_config.items()}
+    configs = {key: _config_result(r, meta.metric) for key, r in records.items()}
+    values = {key: [float(v) for v in records[key].test_values or ()]
+              for key, c in configs.items()
+              if c.measured and _all_finite(records[key].test_values)}
+    train_values = {key: [float(v) for v in records[key].train_values or ()] for key in values}
+    base = configs.get(BASELINE)
+    base = base if base is not None and base.state == "COMPLETE" else None
+    configs = {key: _with_statistics(c, values, base, maximize) for key, c in configs.items()}
+    compared = holm_family({k: c.versus for k, c in configs.items()
+                            if c.versus is not None and c.versus.p_paired is not None},
+                           values, values.get(BASELINE) if base is not None else None)
+    configs = {k: dataclasses.replace(c, versus=compared.get(k, c.versus))
+               for k, c in configs.items()}
+    objective = str(meta.spec.get("study", {}).get("objective", "clean"))
+    robust = robust_results(
+        {k: records[k] for k, c in configs.items() if c.measured},
+        base.config if base is not None else None, maximize, meta.metric,
+        lambda own, ref: versus(own, ref, maximize, meta.metric), holm_family)
+    configs = {k: dataclasses.replace(c, robust=robust.get(k)) for k, c in configs.items()}
+    if objective == "both":
+        front = pareto_front({k: (c.mean, c.robust.mean if c.robust else None)
+                              for k, c in configs.items()}, maximize)
+        configs = {k: dataclasses.replace(c, pareto=front.get(k)) for k, c in configs.items()}
+    sign = -1.0 if maximize else 1.0
+    rank = {"COMPLETE": 0, "PRUNED": 1}  # then the rest: running, queued, failed
 
-    The family for Holm's correction is every measured configuration (completed or stopped
-    by racing) compared with the baseline: the set of questions `results` answers at once.
-    """
-    for row in rows:
-        row.update(dict.fromkeys(STAT_KEYS))
-        own = values.get(row["config"])
-        if own is None:
-            continue
-        row["bootstrap_ci_low"], row["bootstrap_ci_high"] = stats.bootstrap_ci(
-            own, bounds=stats.bounds_of(metric))
-        if baseline is None or row is baseline or baseline["config"] not in values:
-            continue
-        row.update(_against(own, values[baseline["config"]], maximize, metric))
-    reference = values.get(baseline["config"]) if baseline is not None else None
-    add_holm(rows, values, reference)
+    def key(c: ConfigResult) -> tuple[int, float, str]:
+        # what the study optimises first: the robust score for objective "robust"
+        value = (c.robust.mean if c.robust else None) if objective == "robust" else c.mean
+        return rank.get(c.state, 2), sign * value if value is not None else 0.0, c.config
+
+    ordered = sorted(configs.values(), key=key)
+    return StudyResults(study.study_name, meta.metric, meta.direction, ordered,
+                        record.progress(meta, trials), values, objective,
+                        {k: list(r.values) for k, r in robust.items()}, train_values)
+
+
+def _with_statistics(c: ConfigResult, values: dict[str, list[float]],
+                     base: ConfigResult | None, maximize: bool) -> ConfigResult:
+    """The bootstrap interval of ``c``'s mean and its comparison with the baseline (before
+    Holm's adjustment, which needs the whole family)."""
+    own = values.get(c.config)
+    low = high = None
+    if own is not None:
+        low, high = stats.bootstrap_ci(own, bounds=stats.bounds_of(c.metric))
+    compared: Versus | None = None
+    if c.measured and base is not None and c.mean is not None and base.mean is not None:
+        compared = Versus(diff=c.mean - base.mean)  # without per-seed values: the means
+        if own is not None and c is not base and base.config in values:
+            compared = versus(own, values[base.config], maximize, c.metric)
+    return dataclasses.replace(c, versus=compared, bootstrap_ci_low=low,
+                               bootstrap_ci_high=high)
 
 
 @dataclass(frozen=True)
@@ -255,15 +295,15 @@ def _find(results: StudyResults, text: str) -> dict[str, Any]:
         key = parse_config_key(text, allowed=None).key
     except ValueError as exc:
         raise StudyError(f"configuration {text!r}: {exc}; measured configurations of "
-                               f"{results.name!r}: {listed}") from None
+                         f"{results.name!r}: {listed}") from None
     row = next((r for r in results.rows if r["config"] == key), None)
     if row is None:
         raise StudyError(f"study {results.name!r} has no configuration {key!r}; "
-                               f"measured configurations: {listed}")
+                         f"measured configurations: {listed}")
     if row["state"] not in MEASURED or key not in results.values:
         raise StudyError(f"configuration {key!r} of study {results.name!r} has not "
-                               f"been measured (state {row['state'].lower()}); measured "
-                               f"configurations: {listed}")
+                         f"been measured (state {row['state'].lower()}); measured "
+                         f"configurations: {listed}")
     return row
 
 

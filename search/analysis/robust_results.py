@@ -1,68 +1,126 @@
-"""Result rows under test-time noise ([robustness]): per test σ and for the robust score, the
+"""Results under test-time noise ([robustness]): per test σ and for the robust score, the
 same seed statistics and the same paired comparison with the baseline as the clean metric.
 
-Each measured row of a study with [robustness] gains
+A measured configuration of a study with [robustness] gets a `RobustResult`:
 
-- ``robustness``: per test σ, in grid order, {"test_std", "mean", "sd", "ci_low", "ci_high",
-  "n", "diff", "p_holm"}: the metric under noise over the seeds, its paired difference from
-  the baseline at the same σ, and the paired t-test's p Holm-adjusted over the study's
-  configurations at that σ;
-- ``robust_mean`` (the robust score, search.analysis.robustness.robust_scores, over the
-  seeds), ``robust_sd``, ``robust_ci_low`` / ``robust_ci_high``, and ``robust_`` + every key of
-  results.STAT_KEYS (``robust_diff``, ``robust_p_paired``, ``robust_p_holm``, ...): the robust
-  score compared with the baseline's exactly as the clean mean is;
+- ``profile``: per test σ, in grid order, a `PointResult` (JSON ``robustness``: {"test_std",
+  "mean", "sd", "ci_low", "ci_high", "n", "diff", "p_holm"}): the metric under noise over the
+  seeds, its paired difference from the baseline at the same σ, and the paired test's p
+  Holm-adjusted over the study's configurations at that σ;
+- the robust score (search.analysis.robustness.robust_scores) over the seeds (``robust_mean``,
+  ``robust_sd``, ``robust_ci_low`` / ``robust_ci_high``) and ``versus``, its comparison with
+  the baseline's exactly as the clean mean's (JSON ``robust_`` + every key of
+  results.Versus: ``robust_diff``, ``robust_p_paired``, ``robust_p_holm``, ...);
 - ``ce`` and ``relative_ce``: the corruption errors of Hendrycks & Dietterich on the mean
   profiles against the baseline's (search.analysis.robustness.corruption_errors): the CE
   Σ_{σ>0} E_σ / Σ_{σ>0} E^base_σ and the relative CE Σ_{σ>0} (E_σ − E_0) / Σ_{σ>0}
   (E^base_σ − E^base_0), E_0 at test σ = 0 (else the clean test mean); None where undefined
   or without a baseline;
-- ``certified`` when the study certifies: per radius the same entries as ``robustness``.
+- ``certified`` when the study certifies: per radius the same entries as ``profile``.
 
-Rows of a study with objective "both" get ``pareto``: no other measured configuration is
+A study with objective "both" marks the ``pareto`` front: no other measured configuration is
 at least as good on both the clean mean and the robust score and better on one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
-import numpy as np
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from search.analysis import robustness, stats
-from search.analysis.paired import add_holm, compare_paired
-from search.study.record import TrialRecord
+from search.analysis.paired import Versus, compare_paired
+
+if TYPE_CHECKING:
+    from search.study.record import TrialRecord
 
 ROBUST_PREFIX = "robust_"
 
 
-def _per_point(points: Sequence[float], own: Sequence[Sequence[float]],
-               reference: Sequence[Sequence[float]] | None, maximize: bool,
-               name: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class PointResult:
+    """The metric at one test σ (or certified radius) over the seeds, against the baseline."""
+
+    point: float
+    mean: float
+    sd: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    diff: float | None = None
+    p_paired: float | None = None  # unadjusted; p_holm is what is shown
+    p_holm: float | None = None
+
+    def as_dict(self, name: str) -> dict[str, Any]:
+        return {name: self.point, "mean": self.mean, "sd": self.sd, "ci_low": self.ci_low,
+                "ci_high": self.ci_high, "n": self.n, "diff": self.diff, "p_holm": self.p_holm}
+
+
+@dataclass(frozen=True)
+class RobustResult:
+    """A configuration under test-time noise (see the module's docstring)."""
+
+    profile: tuple[PointResult, ...]
+    mean: float | None
+    sd: float | None
+    ci_low: float | None
+    ci_high: float | None
+    versus: Versus | None  # None for the baseline itself, or without one
+    ce: float | None
+    relative_ce: float | None
+    certified: tuple[PointResult, ...] | None
+    values: tuple[float, ...]  # the robust score per repeat
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON keys, in the order results have always had them."""
+        out: dict[str, Any] = {
+            "robustness": [p.as_dict("test_std") for p in self.profile],
+            "robust_mean": self.mean, "robust_sd": self.sd, "robust_ci_low": self.ci_low,
+            "robust_ci_high": self.ci_high,
+            **{ROBUST_PREFIX + k: v
+               for k, v in dataclasses.asdict(self.versus or Versus()).items()},
+            "ce": self.ce, "relative_ce": self.relative_ce}
+        if self.certified is not None:
+            out["certified"] = [p.as_dict("radius") for p in self.certified]
+        return out
+
+
+def _points(points: Sequence[float], own: Sequence[Sequence[float]],
+            reference: Sequence[Sequence[float]] | None, maximize: bool,
+            bounds: tuple[float, float]) -> tuple[PointResult, ...]:
     """Per grid point (σ or radius): summary of the seeds, paired diff and p vs reference."""
     out = []
     for i, point in enumerate(points):
         values = list(own[i])
-        s = stats.summarize(values)
-        entry = {name: point, "mean": s.mean, "sd": s.sd, "ci_low": s.ci_low,
-                 "ci_high": s.ci_high, "n": s.n, "diff": None, "p_paired": None}
+        s = stats.summarize(values, bounds=bounds)
+        diff = p = None
         if reference is not None:
             c = compare_paired(values, list(reference[i]), maximize=maximize)
-            entry["diff"], entry["p_paired"] = c.diff, c.p_paired
-        out.append(entry)
+            diff, p = c.diff, c.p_paired
+        out.append(PointResult(point, s.mean, s.sd, s.ci_low, s.ci_high, s.n, diff, p))
+    return tuple(out)
+
+
+def _holm_per_point(results: dict[str, RobustResult], which: str) -> dict[str, RobustResult]:
+    """Holm over the configurations at each grid point of ``which`` (profile | certified)."""
+    listed = {key: getattr(r, which) for key, r in results.items() if getattr(r, which)}
+    width = max((len(points) for points in listed.values()), default=0)
+    adjusted: dict[str, list[PointResult]] = {key: list(points) for key, points in listed.items()}
+    for i in range(width):
+        keys = [key for key, points in listed.items() if i < len(points)]
+        for key, p in zip(keys, stats.holm([listed[key][i].p_paired for key in keys])):
+            adjusted[key][i] = dataclasses.replace(listed[key][i], p_holm=p)
+    out = {}
+    for key, r in results.items():
+        points = tuple(adjusted[key]) if key in adjusted else None
+        if points is None:
+            out[key] = r
+        elif which == "profile":
+            out[key] = dataclasses.replace(r, profile=points)
+        else:
+            out[key] = dataclasses.replace(r, certified=points)
     return out
-
-
-def _holm_per_point(rows: list[dict[str, Any]], key: str) -> None:
-    """Holm over the configurations at each grid point; p_paired is then dropped."""
-    listed = [row[key] for row in rows if row.get(key)]
-    for i in range(max((len(entries) for entries in listed), default=0)):
-        adjusted = stats.holm([entries[i]["p_paired"] for entries in listed])
-        for entries, p in zip(listed, adjusted):
-            entries[i]["p_holm"] = p
-    for entries in listed:
-        for entry in entries:
-            entry.pop("p_paired", None)
 
 
 def _certified(record: TrialRecord) -> tuple[list[float], list[list[float]]] | None:
@@ -72,38 +130,48 @@ def _certified(record: TrialRecord) -> tuple[list[float], list[list[float]]] | N
     return [float(r) for r in c["radii"]], [[float(v) for v in col] for col in c["values"]]
 
 
-def add_robustness(rows: list[dict[str, Any]], records: dict[str, TrialRecord],
-                   baseline_key: str | None, maximize: bool, metric: str,
-                   against: Callable[[list[float], list[float], bool], dict[str, Any]],
-                   stat_keys: Sequence[str]) -> dict[str, list[float]]:
-    """Add the robustness keys to ``rows`` (in place); returns the robust scores per repeat of
-    each measured configuration (for `compare` and the recommendation)."""
+def robust_results(records: Mapping[str, TrialRecord], baseline_key: str | None,
+                   maximize: bool, metric: str,
+                   versus: Callable[[list[float], list[float]], Versus],
+                   holm_family: Callable[[dict[str, Versus], dict[str, list[float]],
+                                          list[float] | None], dict[str, Versus]],
+                   ) -> dict[str, RobustResult]:
+    """`RobustResult` of each measured configuration in ``records`` that has a profile.
+
+    ``versus(own, reference)`` compares a configuration's per-seed values with the
+    baseline's and ``holm_family`` adjusts a family of such comparisons (results.py owns
+    both, so that the robust score is compared exactly as the clean mean is).
+    """
     base = records.get(baseline_key) if baseline_key else None
     base_profile = base.profile_values if base is not None else None
     base_cert = _certified(base) if base is not None else None
-    scores: dict[str, list[float]] = {}
-    for row in rows:
-        rec = records.get(row["config"])
-        profile = rec.profile_values if rec is not None else None
-        if rec is None or profile is None or not rec.robust_values:
+    bounds = stats.bounds_of(metric)
+    out: dict[str, RobustResult] = {}
+    for key, rec in records.items():
+        profile = rec.profile_values
+        if profile is None or not rec.robust_values:
             continue
         stds, own = profile
-        ref = base_profile[1] if base_profile is not None and row["config"] != baseline_key \
-            else None
-        row["robustness"] = _per_point(stds, own, ref, maximize, "test_std")
-        scores[row["config"]] = list(rec.robust_values)
-        _add_score(row, rec, scores, base, against, stat_keys, maximize)
-        row.update(_corruption_errors(metric, stds, rec, base)._asdict())
+        mine = key != baseline_key
+        ref = base_profile[1] if base_profile is not None and mine else None
         cert = _certified(rec)
-        if cert is not None:
-            cref = base_cert[1] if base_cert is not None and row["config"] != baseline_key \
-                else None
-            row["certified"] = _per_point(cert[0], cert[1], cref, maximize, "radius")
-    _holm_per_point(rows, "robustness")
-    _holm_per_point(rows, "certified")
-    reference = scores.get(baseline_key) if baseline_key else None
-    add_holm(rows, scores, reference, ROBUST_PREFIX)
-    return scores
+        cref = base_cert[1] if base_cert is not None and mine else None
+        scores = [float(v) for v in rec.robust_values]
+        s = rec.robust
+        low, high = stats.clip((s.ci_low, s.ci_high) if s else (None, None), bounds)
+        compared = (versus(scores, [float(v) for v in base.robust_values])
+                    if base is not None and mine and base.robust_values and s is not None
+                    else None)
+        out[key] = RobustResult(
+            _points(stds, own, ref, maximize, bounds), s.mean if s else None,
+            s.sd if s else None, low, high, compared, *_corruption_errors(metric, stds, rec, base),
+            _points(cert[0], cert[1], cref, maximize, bounds) if cert is not None else None,
+            tuple(scores))
+    out = _holm_per_point(_holm_per_point(out, "profile"), "certified")
+    reference = list(out[baseline_key].values) if baseline_key in out else None
+    adjusted = holm_family({k: r.versus for k, r in out.items() if r.versus is not None},
+                           {k: list(r.values) for k, r in out.items()}, reference)
+    return {k: dataclasses.replace(r, versus=adjusted.get(k, r.versus)) for k, r in out.items()}
 
 
 def _corruption_errors(metric: str, stds: Sequence[float], rec: TrialRecord,
@@ -118,26 +186,11 @@ def _corruption_errors(metric: str, stds: Sequence[float], rec: TrialRecord,
         rec.test.mean if rec.test else None, base.test.mean if base.test else None)
 
 
-def _add_score(row: dict[str, Any], rec: TrialRecord, scores: dict[str, list[float]],
-               base: TrialRecord | None, against: Callable[..., dict[str, Any]],
-               stat_keys: Sequence[str], maximize: bool) -> None:
-    """The robust score's summary and its comparison with the baseline's, prefixed."""
-    s = rec.robust
-    row.update({"robust_mean": s.mean if s else None, "robust_sd": s.sd if s else None,
-                "robust_ci_low": s.ci_low if s else None,
-                "robust_ci_high": s.ci_high if s else None, "robust_diff": None})
-    row.update({ROBUST_PREFIX + k: None for k in stat_keys})
-    if base is None or base is rec or not base.robust_values or s is None:
-        return
-    own, ref = scores[row["config"]], [float(v) for v in base.robust_values]
-    row["robust_diff"] = s.mean - (base.robust.mean if base.robust else float(np.mean(ref)))
-    row.update({ROBUST_PREFIX + k: v for k, v in against(own, ref, maximize).items()})
-
-
-def mark_pareto(rows: list[dict[str, Any]], maximize: bool) -> None:
-    """``pareto`` on every row with both means: not dominated on (clean mean, robust score)."""
+def pareto_front(points: Mapping[str, tuple[float | None, float | None]],
+                 maximize: bool) -> dict[str, bool]:
+    """Which of the configurations with both (clean mean, robust score) are not dominated."""
     sign = 1.0 if maximize else -1.0
-    points = [(row, sign * row["mean"], sign * row["robust_mean"]) for row in rows
-              if row.get("mean") is not None and row.get("robust_mean") is not None]
-    for row, a, b in points:
-        row["pareto"] = not any(x >= a and y >= b and (x > a or y > b) for _, x, y in points)
+    both = {k: (sign * a, sign * b) for k, (a, b) in points.items()
+            if a is not None and b is not None}
+    return {k: not any(x >= a and y >= b and (x > a or y > b) for x, y in both.values())
+            for k, (a, b) in both.items()}
