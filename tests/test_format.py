@@ -50,3 +50,45 @@ def test_one_table_builder_for_every_output():
     assert header[0] == "configuration" and cells[0] == "input:0.1"
     assert cells[header.index("gap")] == "0.1000"  # train − test
     assert cells[header.index("p paired")] == "0.2000"  # the same p text as the results table
+
+
+def _table(columns: int, cell: str = "0.1234") -> list[list[str]]:
+    """Keys `placement`, `std`, then ``columns`` numbered columns of ``cell``s."""
+    head = ["placement", "std", *(f"c{i}" for i in range(columns))]
+    return [head, *(["hidden_pre", "0.1", *[cell] * columns] for _ in range(3))]
+
+
+@pytest.mark.parametrize("width", [30, 50, 80, 120])
+def test_blocks_fit_the_width_and_keep_every_column_in_order(width):
+    table = _table(20)
+    cut = fmt.blocks(table, width, keys=2)
+    assert not cut.dropped and cut.note(width) is None
+    shown = []
+    for block in cut.tables:
+        assert [row[:2] for row in block] == [row[:2] for row in table]  # the keys every time
+        assert all(len(line) <= width for line in fmt.aligned(block))
+        shown += block[0][2:]
+    assert shown == table[0][2:]
+    # Greedy: a block is only closed when the next column would not fit on it.
+    for block, following in zip(cut.tables, cut.tables[1:]):
+        longer = [row + [next_row[2]] for row, next_row in zip(block, following)]
+        assert max(len(line) for line in fmt.aligned(longer)) > width
+
+
+def test_a_wide_enough_terminal_gets_the_table_whole():
+    table = _table(5)
+    whole = fmt.aligned(table)
+    cut = fmt.blocks(table, max(len(line) for line in whole), keys=2)
+    assert cut.tables == [table] and not cut.dropped
+
+
+def test_a_column_too_wide_beside_the_keys_is_dropped_with_a_note():
+    table = _table(3)
+    for row in table[1:]:
+        row[3] = "x" * 60
+    cut = fmt.blocks(table, 40, keys=2)
+    assert cut.dropped == ["c1"]
+    assert [block[0] for block in cut.tables] == [["placement", "std", "c0", "c2"]]
+    assert cut.note(40) == "not shown, too wide for 40 columns: c1; --wide shows every column"
+    # Keys wider than the terminal: nothing is gained by cutting, the table stays whole.
+    assert fmt.blocks(table, 10, keys=2).tables == [table]
