@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shlex
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -77,7 +78,7 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         from search.workers import run_workers
 
         study = open_study(spec, rdb)
-        with _ProgressLines(spec, study, url, quiet) as lines:
+        with _ProgressLines(spec, study, url, quiet, data) as lines:
             run_workers(spec, url, workers, on_done=lines.done)
     else:
         from search.study.runner import StudyRunner
@@ -86,12 +87,13 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         load_tensorflow()  # quietly: the Keras engines import it lazily, while training
         runner = StudyRunner(spec, rdb, data=data)
         study = runner.study
-        with _ProgressLines(spec, study, url, quiet) as lines, catch_interrupts() as stop:
+        with _ProgressLines(spec, study, url, quiet, data) as lines, \
+                catch_interrupts() as stop:
             runner.run(on_done=lines.done, stop=stop)
     from search.analysis.results import collect
 
     results = retrying(lambda: collect(study), "reading the results")
-    _print_summary(results)
+    _print_summary(results, spec.study.repeats if spec.racing is not None else None)
     _save_to_dashboard_after_run(study, results, quiet)
     return 0
 
@@ -104,9 +106,10 @@ def _count(n: int, noun: str) -> str:
 class _ProgressLines:
     """The run's header, its progress bar on stderr and one line per finished configuration."""
 
-    def __init__(self, spec: Any, study: Any, url: str, quiet: bool) -> None:
+    def __init__(self, spec: Any, study: Any, url: str, quiet: bool, data: Any) -> None:
         from tqdm import tqdm
 
+        from search import workload
         from search.storage import mask_password, retrying
         from search.study import record
 
@@ -116,7 +119,9 @@ class _ProgressLines:
                         "reading the study")
         click.echo(f"study {spec.study.name!r} in {mask_password(url)}: {done} of {meta.total} "
                    f"configurations done, {_count(spec.study.repeats, 'repeat')} each, "
-                   f"{_count(spec.model.epochs, 'epoch')}, engine {spec.study.engine}")
+                   f"{_count(spec.model.epochs, 'epoch')}, engine {spec.study.engine}"
+                   + _noise_cost(workload.estimate(spec, meta.total, len(data.x_train),
+                                                   len(data.x_test))))
         self.spec, self.study, self.quiet = spec, study, quiet
         self.bar = tqdm(total=meta.total, initial=done, unit="config", disable=quiet,
                         dynamic_ncols=True, file=sys.stderr)
@@ -131,19 +136,30 @@ class _ProgressLines:
     def done(self, outcome: Any) -> None:
         from optuna.trial import TrialState
 
+        key = outcome.config.key
+        # A raced block may close a round that stops other configurations too: each is done.
+        others = [s for s in outcome.stopped if s.key != key]
+        # WAITING: a raced block, more seeds to come
+        self.bar.update(int(outcome.state != TrialState.WAITING) + len(others))
+        if self.quiet:
+            return
+        for stopped in others:
+            self.bar.write(f"  {stopped.key:<28} stopped: {stopped.reason}")
+        if outcome.state == TrialState.PRUNED:
+            self.bar.write(f"  {key:<28} stopped: {outcome.failure}")
+            return
+        if outcome.summary is None:
+            self.bar.write(f"  {key:<28} FAILED: {outcome.failure}")
+            return
+        self._measured(outcome)
+
+    def _measured(self, outcome: Any) -> None:
+        """The line of a measured configuration (a raced one: so far, more seeds to come)."""
+        from optuna.trial import TrialState
+
         from search.storage import retrying
         from search.study.record import stored_baseline_mean
 
-        if outcome.state != TrialState.WAITING:  # WAITING: a raced block, more seeds to come
-            self.bar.update(1)
-        if self.quiet:
-            return
-        if outcome.state == TrialState.PRUNED:
-            self.bar.write(f"  {outcome.config.key:<28} stopped: {outcome.failure}")
-            return
-        if outcome.summary is None:
-            self.bar.write(f"  {outcome.config.key:<28} FAILED: {outcome.failure}")
-            return
         s = outcome.summary
         if outcome.config.is_baseline:
             self.baseline = s.mean
@@ -154,13 +170,31 @@ class _ProgressLines:
         # The baseline's own line has no Δ: it is what the others are compared with.
         delta = (f"  Δ {fmt_.signed(s.mean - self.baseline)} vs baseline"
                  if self.baseline is not None and not outcome.config.is_baseline else "")
+        seeds = (f"n={s.n} of {self.spec.study.repeats} so far, racing"
+                 if outcome.state == TrialState.WAITING else f"n={s.n}")
         self.bar.write(f"  {outcome.config.key:<28} test {self.spec.metric} "
                        f"{fmt_.number(s.mean)} ± {fmt_.number(s.sd)} "
-                       f"(95% CI {fmt_.ci(s.ci_low, s.ci_high)}, n={s.n}){delta}  "
+                       f"(95% CI {fmt_.ci(s.ci_low, s.ci_high)}, {seeds}){delta}  "
                        f"[{outcome.seconds:.1f} s]")
 
 
-def _print_summary(results: Any) -> None:
+def _noise_cost(work: Any) -> str:
+    """The header's word on a [robustness] evaluation that outweighs the training it states
+    (search.workload); "" when it does not."""
+    if not work.heavy:
+        return ""
+    certify = (f" + {work.certify_draws} certification draws" if work.certify_draws else "")
+    ratio = work.noisy_passes / max(work.train_passes, 1)
+    return (f"; then test-time noise: {fmt_.count(work.noisy_passes)} forward passes "
+            f"({work.configurations} configurations × {_count(work.repeats, 'repeat')} × "
+            f"{work.test_points} test points × ({work.sigmas} test σ × "
+            f"{_count(work.draws, 'draw')}{certify})), {ratio:.0f} times the training's "
+            f"{fmt_.count(work.train_passes)}")
+
+
+def _print_summary(results: Any, race_maximum: int | None = None) -> None:
+    """The run's last lines: the best configuration, and with racing what it saved
+    (``race_maximum``: study.repeats of a racing study)."""
     completed = results.completed
     baseline = results.baseline
     if not completed:
@@ -174,6 +208,11 @@ def _print_summary(results: Any) -> None:
     elif best is baseline:
         line += "; no noise configuration beats the baseline"
     click.echo(line)
+    if race_maximum is not None:
+        stopped = sum(r["state"] == "PRUNED" for r in results.rows)
+        trained = sum(r["n"] or 0 for r in results.rows)
+        click.echo(f"{fmt_.racing_seeds(trained, race_maximum * len(results.rows))}; "
+                   f"{stopped} of {len(results.rows)} configurations stopped early")
     click.echo(f"see all: noise-search results {shlex.quote(fmt_.name(results.name))}")
 
 
@@ -186,7 +225,11 @@ def _print_summary(results: Any) -> None:
               help="With --format json: an object with the rows and the recommendation "
                    "(configuration, decision and the numbers it rests on) instead of the "
                    "list of rows.")
-def results(study_name: str, storage: str | None, fmt: str, with_recommendation: bool) -> int:
+@click.option("--wide", is_flag=True,
+              help="Every column in one table, however wide (default: fit the terminal's "
+                   "width, $COLUMNS, moving columns that do not fit to further blocks).")
+def results(study_name: str, storage: str | None, fmt: str, with_recommendation: bool,
+            wide: bool) -> int:
     """Results of STUDY_NAME, one row per configuration, best first, compared with the baseline.
     """
     from search.analysis.recommend import recommend, recommendation_json
@@ -210,9 +253,7 @@ def results(study_name: str, storage: str | None, fmt: str, with_recommendation:
         return 0
     click.echo(_results_header(res))
     columns = fmt_.RESULTS_COLUMNS + fmt_.robust_columns(res.has_robustness, res.objective)
-    for line in fmt_.aligned(fmt_.summary_table(res.rows, res.metric, columns)):
-        click.echo(line)
-    click.echo("")
+    _echo_table(fmt_.summary_table(res.rows, res.metric, columns), wide)
     click.echo(fmt_.TABLE_NOTE)
     needed = fmt_.seeds_needed_note(res.rows)
     if needed:
@@ -226,6 +267,22 @@ def results(study_name: str, storage: str | None, fmt: str, with_recommendation:
             click.echo(f"  {row['config']}: {row['pruned_reason']}")
     click.echo(recommend(res).text)
     return 0
+
+
+def _echo_table(table: list[list[str]], wide: bool) -> None:
+    """The results table, cut into blocks that fit the terminal unless ``wide``; then a blank
+    line."""
+    tables, note = [table], None
+    if not wide:
+        width = shutil.get_terminal_size().columns  # $COLUMNS first; 80 when not a terminal
+        cut = fmt_.blocks(table, width, fmt_.RESULTS_KEYS)
+        tables, note = cut.tables, cut.note(width)
+    for block in tables:
+        for line in fmt_.aligned(block):
+            click.echo(line)
+        click.echo("")
+    if note:
+        click.echo(note)
 
 
 def _read_results(storage: str | None, study_name: str, completed: bool = True) -> Any:
@@ -335,6 +392,42 @@ def studies(storage: str | None) -> int:
         click.echo(f"{fmt_.name(s['name'])}: {s['complete']}/{s['total']} configurations "
                    f"complete, {diverged}{s['running']} running, {s['waiting']} queued, "
                    f"{s['failed']} failed ({s['metric']})")
+    return 0
+
+
+@cli.command(short_help="Delete a study and all its trials.")
+@click.argument("study_name")
+@click.option("--yes", is_flag=True, help="Delete without asking for confirmation.")
+@click.option("--force", is_flag=True,
+              help="Delete even a study with running trials (their workers will fail).")
+@click.option("--storage", default=None, help=STORAGE_HELP)
+def delete(study_name: str, yes: bool, force: bool, storage: str | None) -> int:
+    """Delete STUDY_NAME and all its trials from the storage; the SQL views stay.
+
+    Asks for confirmation unless --yes; refuses a study with running trials unless --force.
+    """
+    from search.storage import mask_password, open_storage, resolve_url
+    from search.study.deleting import deletable, delete_study
+
+    url = resolve_url(storage)
+    rdb = open_storage(url, must_exist=True)
+    contents = deletable(rdb, study_name, force)  # an unknown name or running trials: refused
+    where = (f"study {fmt_.quoted(study_name)} ({_count(contents.trials, 'trial')}, "
+             f"{contents.complete} complete) from {mask_password(url)}")
+    if not yes:
+        if not (sys.stdin and sys.stdin.isatty()):
+            raise NoiseSearchError(f"delete asks for confirmation and stdin is not a terminal; "
+                                   f"pass --yes to delete study {fmt_.quoted(study_name)}")
+        try:
+            confirmed = click.confirm(f"delete {where}?", default=False)
+        except click.exceptions.Abort:  # end of input: not a yes
+            confirmed = False
+        if not confirmed:
+            click.echo("nothing deleted")
+            return 1
+    deleted = delete_study(rdb, study_name, force)
+    click.echo(f"deleted study {fmt_.quoted(study_name)} "
+               f"({_count(deleted.trials, 'trial')}) from {mask_password(url)}")
     return 0
 
 

@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 from scipy import stats as sps
 
+from search import format as fmt
 from search.analysis import stats
 from search.analysis.recommend import recommend
 from search.analysis.results import collect, compare_configs
@@ -228,6 +229,44 @@ def test_results_json_csv_and_table(sqlite_url, capsys):
     assert "p Holm" in out and "bootstrap CI" in out and "6/6" in out
     assert out.strip().splitlines()[-1].startswith("recommendation: hidden_pre:0.1")
     assert "(3 of 5 configurations complete; this may change)" in out
+
+
+def _table_blocks(out: str) -> list[list[str]]:
+    """The table's blocks in `results` output: after the header line, each from its line of
+    column names to a blank line; the notes follow."""
+    lines = out.splitlines()[1:]
+    blocks: list[list[str]] = []
+    while lines and lines[0].startswith("placement"):
+        end = lines.index("")
+        blocks.append(lines[:end])
+        lines = lines[end + 1:]
+    return blocks
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_results_table_fits_the_terminal_and_wide_shows_it_whole(width, sqlite_url, capsys,
+                                                                  monkeypatch):
+    study = make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD, "input:0.3": WORSE,
+                                    "input+hidden_pre:hidden_pre=0.1,input=0.01": SLIGHT},
+                       waiting=("input:0.5",))
+    res = collect(study)
+    table = fmt.summary_table(res.rows, res.metric, fmt.RESULTS_COLUMNS)
+    monkeypatch.setenv("COLUMNS", str(width))
+    capsys.readouterr()
+    assert main(["results", "built", "--storage", sqlite_url]) == 0
+    blocks = _table_blocks(capsys.readouterr().out)
+    assert len(blocks) > 1  # today's table is wider than 200
+    headers = []
+    for block in blocks:
+        assert all(len(line) <= width for line in block)
+        assert block[0].split()[:2] == ["placement", "std"]
+        assert [line.split()[0] for line in block[1:]] == [r["placement"] for r in res.rows]
+        headers.append(block[0])
+    for header in table[0]:  # every column in some block
+        assert any(header in line for line in headers), header
+
+    assert main(["results", "built", "--storage", sqlite_url, "--wide"]) == 0
+    assert _table_blocks(capsys.readouterr().out) == [fmt.aligned(table)]
 
 
 def test_compare_any_two_configurations(sqlite_url, capsys):

@@ -125,7 +125,7 @@ def test_table_csv_and_recommendation_carry_the_ce_and_the_relative_ce(robust_st
                                                                       sqlite_url, capsys):
     rows, _, _ = robust_study()
     by_config = {r["config"]: r for r in rows}
-    assert main(["results", "tiny", "--storage", sqlite_url]) == 0
+    assert main(["results", "tiny", "--storage", sqlite_url, "--wide"]) == 0  # one table
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("placement"))
     assert header.split()[-3:] == ["CE", "rel.", "CE"]
