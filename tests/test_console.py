@@ -117,3 +117,40 @@ def test_the_baseline_line_has_no_difference_with_itself(write_study, sqlite_url
     assert len(baseline) == 1 and "Δ" not in baseline[0] and "vs baseline" not in baseline[0]
     others = [line for line in lines if line.split()[0] != "none"]
     assert others and all("vs baseline" in line for line in others)
+
+
+def test_a_race_marks_every_stopped_configuration_and_says_what_it_saved(
+        write_study, sqlite_url, fake_engine, capsys):
+    """A round that stops several configurations is closed by one block: each of them gets
+    its "stopped:" line (not only the one whose block closed the round), a block with more to
+    come says so, the bar counts every stopped configuration as done, and the run ends with
+    the seeds racing trained against a full run's."""
+    import optuna
+
+    from tests.test_race import RACE, scored
+
+    fake_engine.score = scored
+    argv = ["run", str(write_study()), "--storage", sqlite_url]
+    for item in RACE:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    trials = optuna.load_study(study_name="tiny", storage=sqlite_url).trials
+    stopped = {t.user_attrs["config"]: t.user_attrs["pruned_reason"] for t in trials
+               if t.state == optuna.trial.TrialState.PRUNED}
+    assert set(stopped) == {"input:0.1", "input:0.3", "hidden_pre:0.3"}
+    lines = [line.split(maxsplit=1) for line in out.splitlines() if line.startswith("  ")]
+    said = {key: rest.removeprefix("stopped: ") for key, rest in lines
+            if rest.startswith("stopped: ")}
+    assert said == stopped  # every one, once, with its reason
+    assert all(not rest.startswith("stopped") or key in stopped for key, rest in lines)
+    assert "stopped by racing" not in out.split("best:")[0]  # the reason is the stored one
+    waiting = [rest for _, rest in lines if "so far, racing" in rest]
+    # Every configuration's first block (5 seeds), and the second of the ones still racing.
+    assert len(waiting) >= 5 and all("n=5 of 15" in r or "n=10 of 15" in r for r in waiting)
+    assert "5/5" in err  # the bar: every configuration done, stopped ones too
+    seeds = sum(t.user_attrs["repeats"] for t in trials)
+    summary = out.split("best:")[1].splitlines()
+    assert summary[1] == (f"racing trained {seeds} of 75 seeds ({seeds / 75:.0%}); "
+                          "3 of 5 configurations stopped early")
+    assert "alpha / " not in out

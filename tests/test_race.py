@@ -249,7 +249,7 @@ def test_the_view_and_the_report_show_the_race(write_study, sqlite_url, racer):
     fig = race_figure(data)
     drawn = {y: x for trace in fig.data for x, y in zip(trace.x, trace.y)}
     assert drawn == {k: v[0] for k, v in seeds.items()}
-    assert "50 trained (67% of 75)" in fig.layout.title.text
+    assert "racing trained 50 of 75 seeds (67%)" in fig.layout.title.text
     assert "noise-search-7-race" in [f.id for f in figures(data)]
 
 

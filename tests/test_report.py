@@ -178,20 +178,79 @@ def test_summary_table_shows_the_corruption_errors_with_their_legend(collected):
     """[robustness]: the report's table (HTML and dashboard note) has the robust columns of
     `results`, CE and relative CE included, with the legend that says how to read them."""
     data, _ = collected
-    assert data.table_columns[-2:] == ("ce", "relative_ce")
+    assert data.table_columns[-5:] == ("robust", "robust_diff", "robust_p_holm", "ce",
+                                       "relative_ce")
     rows = [r for r in data.rows if r.get("ce") is not None]
     assert rows  # relative_ce may be None: then the cell is "-"
     note = report.summary_markdown(data)
     assert next(li for li in note.splitlines() if li.startswith("| configuration")).endswith(
-        "| CE | rel. CE |")
+        "| robust | robust Δ | robust p Holm | CE | rel. CE |")
     for row in rows:
         line = next(li for li in note.splitlines() if li.startswith(f"| `{row['config']}` |"))
         assert line.endswith(f"| {fmt.number(row['ce'], 3)} | "
                              f"{fmt.number(row['relative_ce'], 3)} |")
-    assert fmt.ROBUST_NOTE in note and fmt.TABLE_NOTE in note
+    clean, robust = data.table_notes
+    assert robust == fmt.ROBUST_NOTE  # the same words as under `results`
+    assert clean in note and robust in note
     page = report.render_html(data, [])
     assert "<th>CE</th><th>rel. CE</th>" in page
-    assert html_module.escape(fmt.ROBUST_NOTE) in page
+    assert html_module.escape(robust) in page and html_module.escape(clean) in page
+
+
+def test_the_legend_explains_the_columns_shown_and_no_other(collected):
+    """The legend is made from the table's columns: the report's table has no Wilcoxon p,
+    wins, Δ CI or bootstrap CI, so its legend does not explain them; it explains every column
+    it shows that needs it (the gap, which `results` does not show, among them)."""
+    data, _ = collected
+    legend = " ".join(data.table_notes)
+    described = {key: column.about for key, column in fmt.COLUMNS.items() if column.about}
+    for key, about in described.items():
+        assert (about in legend) == (key in data.table_columns), key
+    for hidden in ("p Wilcoxon", "wins", "Δ 95% CI", "bootstrap CI", "pareto"):
+        assert hidden not in data.table_columns and f"{hidden}:" not in legend
+    assert "gap: train − test mean" in legend
+    # `results` shows those columns, and its legend explains them.
+    for shown in ("p Wilcoxon:", "wins:", "Δ 95% CI:", "bootstrap CI:"):
+        assert shown in fmt.TABLE_NOTE
+    assert "gap:" not in fmt.TABLE_NOTE
+    both = fmt.legend(fmt.robust_columns(True, "both"))
+    assert both is not None and "pareto: no other configuration" in both
+    assert fmt.legend(("config", "mean")) is None  # nothing to explain
+
+
+def _many_profiles(data: report.ReportData, rows: int) -> report.ReportData:
+    """The collected data with ``rows`` robustness profiles (copies under other names)."""
+    from dataclasses import replace
+
+    return replace(data, profiles=tuple(replace(data.profiles[i % len(data.profiles)],
+                                                config=f"hidden_pre:0.{i + 1:02d}")
+                                        for i in range(rows)))
+
+
+@pytest.mark.parametrize("rows", [5, 13, 33])
+def test_robustness_heatmap_is_tall_enough_for_its_cell_text(collected, rows):
+    """Plotly shrinks a cell's text to fit the cell (13 rows in a fixed height gave 4 px
+    text): the page's figure grows with its rows, two lines of text a row, and labels every
+    row; the dashboard's card (fixed height) gets one line while it fits, else none."""
+    from search.report.figures import DASHBOARD_ROWS_PX, LINE_PX, robustness_heatmap_figure
+
+    data = _many_profiles(collected[0], rows)
+    fig = robustness_heatmap_figure(data)
+    heat = fig.data[0]
+    assert len(heat.y) == rows and list(fig.layout.yaxis.tickvals) == list(heat.y)
+    per_row = (fig.layout.height - 170) / rows
+    assert per_row >= 2 * LINE_PX  # mean and Δ, one line each
+    assert all(cell.count("<br>") <= 1 for line in heat.text for cell in line)
+    assert fig.layout.yaxis.tickfont.size >= 12
+    card = robustness_heatmap_figure(data, compact=True)
+    per_row = DASHBOARD_ROWS_PX / rows
+    cells = [cell for line in card.data[0].text for cell in line]
+    if per_row >= LINE_PX:
+        assert all(cell and "<br>" not in cell for cell in cells)  # one line: the Δ
+    else:
+        assert not any(cells)  # no text squeezed below readability: on hover
+    assert card.layout.yaxis.tickfont.size <= max(7, per_row)
+    assert list(card.layout.yaxis.tickvals) == list(card.data[0].y)
 
 
 # --- the HTML in a real browser ---------------------------------------------------------------
@@ -504,3 +563,142 @@ def test_a_keras_study_gets_a_keras_boundary_or_a_clear_note(write_study, sqlite
     out = tmp_path / "keras.html"
     assert main(["report", "tiny", "--storage", sqlite_url, "-o", str(out), "--quiet"]) == 0
     assert "engine has changed" not in out.read_text()
+
+
+# --- a raced study: every measured configuration in every figure and table --------------------
+
+
+@pytest.fixture
+def raced(write_study, sqlite_url, fake_train) -> report.ReportData:
+    """A race (15 seeds at most, rounds of 5) with [robustness] and the fake trainer of
+    tests/test_race.py: the baseline and hidden_pre:0.1 run to the end, input:0.1 and
+    input:0.3 stop after 5 seeds, hidden_pre:0.3 after 10."""
+    from search import spec as spec_module
+    from search.study.runner import StudyRunner
+    from tests.test_race import RACE, scored
+
+    fake_train.score = scored
+    spec = spec_module.load(write_study(), [*RACE, "robustness.input_std=[0.0, 0.1, 0.2]"])
+    runner = StudyRunner(spec, open_storage(sqlite_url), train=fake_train)
+    runner.run()
+    return report.collect(runner.study, boundaries=False)
+
+
+STOPPED = {"input:0.1": 5, "input:0.3": 5, "hidden_pre:0.3": 10}
+
+
+def test_a_raced_study_is_collected_with_its_stopped_configurations(raced):
+    data = raced
+    assert {c.config for c in data.completed} == {"none", "hidden_pre:0.1"}
+    assert {c.config: c.n for c in data.measured if c.stopped} == STOPPED
+    assert len(data.measured) == len(data.configs) == 5
+    for c in data.measured:
+        assert len(c.test_values) == c.n and c.mean == pytest.approx(np.mean(c.test_values))
+        if c.stopped:
+            assert c.reason.startswith("worse than the ") and c.label == f"{c.config} (stopped)"
+            assert c.status.startswith(f"stopped by racing after {c.n} seeds: worse than")
+        else:
+            assert c.reason is None and c.label == c.config
+    assert data.best.config == "hidden_pre:0.1"  # only one that ran to the end can be best
+    assert {p.config: (p.n, p.stopped) for p in data.profiles} == {
+        c.config: (c.n, c.stopped) for c in data.measured}
+    assert not [n for n in data.notes if "against σ" in n]  # the σ figure is drawn
+
+
+def _hovers(trace) -> str:
+    return str(trace.customdata) + str(trace.hovertemplate)
+
+
+def test_every_figure_draws_every_measured_configuration_stopped_ones_marked(raced):
+    data = raced
+    figs = {f.id: f.figure for f in report.figures(data)}
+    assert list(figs) == [*FIGURE_IDS[:5], "noise-search-7-race", *FIGURE_IDS[6:]]
+    by_config = {c.config: c for c in data.measured}
+    # Placement × σ: a cell per configuration, its mean; a stopped one says so, and why on hover.
+    heat = figs["noise-search-1-heatmap"].data[0]
+    cells = {(y, x): (heat.z[i][j], heat.text[i][j], heat.customdata[i][j])
+             for i, y in enumerate(heat.y) for j, x in enumerate(heat.x) if heat.z[i][j]}
+    assert len(cells) == 5
+    for c in data.measured:
+        where = ("none (baseline)", "0 (baseline)") if c.is_baseline else (c.placement,
+                                                                           c.sigma_label)
+        mean, text, hover = cells[where]
+        assert mean == c.mean
+        assert ("stopped at" in text) == c.stopped
+        assert (f"stopped at {c.n}" in text) == c.stopped
+        if c.stopped:
+            assert hover.startswith(f"stopped by racing after {c.n} seeds: worse than")
+    # Against σ: every noise configuration, stopped ones with open markers.
+    points = {}
+    for trace in figs["noise-search-2-sigma"].data:
+        if trace.mode == "lines+markers":
+            for x, y, symbol in zip(trace.x, trace.y, trace.marker.symbol):
+                points[(trace.name, x)] = (y, symbol)
+    assert points == {(c.placement, c.sigma): (c.mean, "circle-open" if c.stopped else "circle")
+                      for c in data.measured if not c.is_baseline}
+    # Every repeat: a box per configuration with the seeds it ran.
+    boxes = {b.name: list(b.y) for b in figs["noise-search-3-repeats"].data}
+    assert boxes == {c.label: list(c.test_values) for c in data.measured}
+    # The generalization gap: every configuration, the stopped ones open, with the reason.
+    gap = [t for t in figs["noise-search-5-gap"].data if t.text]
+    drawn = {name: symbol for t in gap for name, symbol in zip(t.text, t.marker.symbol)}
+    assert set(drawn) == set(by_config)
+    for name, symbol in drawn.items():
+        assert (symbol == "circle-open") == by_config[name].stopped
+    assert "stopped by racing after 10 seeds" in "".join(_hovers(t) for t in gap)
+    # Robustness: a row per configuration, stopped ones named so; their profiles too.
+    robust = figs["noise-search-8-robustness"].data[0]
+    assert list(robust.y) == [p.label for p in data.profiles]
+    assert {label.removesuffix(" (stopped)") for label in robust.y} == set(by_config)
+    assert "stopped by racing" in _hovers(robust)
+
+
+def test_the_race_figure_labels_every_row(raced):
+    """Plotly drops the labels of crowded rows; with 33 configurations it labelled every
+    other one. Every row is labelled, on the page and on the dashboard's card."""
+    from dataclasses import replace
+
+    from search.report.figures import race_figure
+
+    data = raced
+    many = replace(data, race=tuple(replace(r, config=f"{r.config}#{k}")
+                                    for k in range(7) for r in data.race))  # 35 rows
+    for compact in (False, True):
+        fig = race_figure(many, compact)
+        names = [y for trace in fig.data for y in trace.y]
+        assert sorted(fig.layout.yaxis.tickvals) == sorted(names) and len(names) == 35
+        assert list(fig.layout.yaxis.ticktext) == list(fig.layout.yaxis.tickvals)
+    assert race_figure(many).layout.height >= 20 * 35
+    assert "racing trained 50 of 75 seeds (67%)" in race_figure(data).layout.title.text
+
+
+def test_the_report_table_has_every_measured_configuration_stopped_ones_marked(raced):
+    data = raced
+    page = report.render_html(data, [])
+    for c in data.measured:
+        row = re.search(rf'<tr class="(\w*)"( title="[^"]*")?><td>{re.escape(c.config)}</td>',
+                        page)
+        assert row is not None, c.config
+        assert (row.group(1) == "stopped") == c.stopped
+        if c.stopped:
+            assert row.group(2).startswith(f' title="stopped by racing after {c.n} seeds: ')
+    note = report.summary_markdown(data)
+    for c in data.measured:
+        line = next(li for li in note.splitlines() if li.startswith(f"| `{c.config}` |"))
+        assert line.split(" | ")[1] == str(c.n)  # n: the seeds it ran
+        assert ("| pruned |" in line) == c.stopped
+
+
+def test_a_figure_left_out_is_named_in_a_note(raced):
+    """With no noise configuration on a σ axis (only the baseline measured), the figure of
+    the metric against σ is not drawn, and the report says so instead of leaving it out."""
+    from dataclasses import replace
+
+    from search.report.collect import _missing_figures
+
+    data = raced
+    only_baseline = replace(data, configs=tuple(c for c in data.configs if c.is_baseline))
+    assert "noise-search-2-sigma" not in [f.id for f in report.figures(only_baseline)]
+    (note,) = _missing_figures(only_baseline)
+    assert note.startswith("Test metric against σ: not drawn")
+    assert _missing_figures(data) == ()

@@ -19,6 +19,7 @@ from scipy import stats as sps
 from search import format as fmt
 from search.analysis import results as results_module
 from search.analysis.recommend import recommend
+from search.analysis.results import MEASURED
 from search.analysis.stats import CONFIDENCE
 from search.noise import BASELINE
 from search.study.record import CURVES_ATTR, SPEC_ATTR, TrialRecord
@@ -48,6 +49,7 @@ class ConfigData:
     diff: float | None
     test_values: tuple[float, ...]
     train_values: tuple[float, ...]
+    reason: str | None = None  # why racing stopped it (pruned_reason)
 
     @property
     def is_baseline(self) -> bool:
@@ -56,6 +58,25 @@ class ConfigData:
     @property
     def complete(self) -> bool:
         return self.state == "COMPLETE"
+
+    @property
+    def stopped(self) -> bool:
+        """Stopped early by racing: measured, on fewer seeds."""
+        return self.state == "PRUNED"
+
+    @property
+    def measured(self) -> bool:
+        return self.state in MEASURED
+
+    @property
+    def label(self) -> str:
+        """Its name where configurations are listed: a stopped one says so."""
+        return stopped_label(self.config) if self.stopped else self.config
+
+    @property
+    def status(self) -> str:
+        """How far it ran, for a figure's hover text."""
+        return race_status(self.n, self.stopped, self.reason)
 
     @property
     def sigma(self) -> float | None:
@@ -71,6 +92,17 @@ class ConfigData:
         if self.is_baseline:
             return "no noise"
         return f"{self.placement.replace('+', ' + ')} noise with σ = {self.sigma_label}"
+
+
+def stopped_label(config: str) -> str:
+    return f"{config} (stopped)"
+
+
+def race_status(n: int | None, stopped: bool, reason: str | None) -> str:
+    """n=15; or, for a configuration racing stopped, the seeds it ran and why it stopped."""
+    if not stopped:
+        return f"n={n}"
+    return f"stopped by racing after {n} seeds: {reason or 'no reason stored'}"
 
 
 @dataclass(frozen=True)
@@ -125,6 +157,17 @@ class Profile:
     high: tuple[float | None, ...]
     diff: tuple[float | None, ...]  # None for the baseline itself
     robust_mean: float | None  # the robust score
+    n: int | None = None  # seeds
+    stopped: bool = False  # stopped early by racing
+    reason: str | None = None  # why
+
+    @property
+    def label(self) -> str:
+        return stopped_label(self.config) if self.stopped else self.config
+
+    @property
+    def status(self) -> str:
+        return race_status(self.n, self.stopped, self.reason)
 
 
 @dataclass(frozen=True)
@@ -158,7 +201,7 @@ class ReportData:
     diverged: int = 0  # configurations that diverged: done (deterministic), never run again
     race: tuple[RaceRow, ...] = ()  # a racing study's configurations, most seeds first
     pruned: int = 0  # configurations racing stopped: done
-    profiles: tuple[Profile, ...] = ()  # [robustness]: completed configurations, results order
+    profiles: tuple[Profile, ...] = ()  # [robustness]: measured configurations, results order
 
     @property
     def race_maximum(self) -> int:
@@ -167,7 +210,24 @@ class ReportData:
 
     @property
     def completed(self) -> tuple[ConfigData, ...]:
+        """Configurations that ran to the end: only these can be the best."""
         return tuple(c for c in self.configs if c.complete)
+
+    @property
+    def measured(self) -> tuple[ConfigData, ...]:
+        """What the figures draw: completed, and stopped by racing (on the seeds they ran)."""
+        return tuple(c for c in self.configs if c.measured)
+
+    @property
+    def on_sigma_axis(self) -> tuple[ConfigData, ...]:
+        """Measured noise configurations with one σ > 0 (the σ figure's points)."""
+        return tuple(c for c in self.measured
+                     if not c.is_baseline and c.sigma is not None and c.sigma > 0)
+
+    @property
+    def race_seeds(self) -> tuple[int, int]:
+        """Seeds a race trained, and the seeds a full run would have trained."""
+        return sum(r.seeds for r in self.race), self.race_maximum * len(self.race)
 
     @property
     def baseline(self) -> ConfigData | None:
@@ -205,19 +265,24 @@ class ReportData:
 
     @property
     def table_notes(self) -> tuple[str, ...]:
-        """The legend under the summary table."""
-        return (fmt.TABLE_NOTE, *((fmt.ROBUST_NOTE,) if self.profiles else ()))
+        """The legend under the summary table, made from the columns it shows: a paragraph
+        for the clean columns and one for the robust ones."""
+        clean = [c for c in self.table_columns if c not in fmt.ROBUST_COLUMNS + ("pareto",)]
+        robust = [c for c in self.table_columns if c not in clean]
+        return tuple(note for note in (fmt.legend(clean), fmt.legend(robust)) if note)
 
     def shown_profiles(self) -> tuple[Profile, ...]:
         """The profile curves drawn: the baseline, then the most robust configuration of each
-        placement (by robust score in the study's direction)."""
+        placement (by robust score in the study's direction), one that ran to the end before
+        one racing stopped."""
         sign = 1.0 if self.maximize else -1.0
         chosen = [p for p in self.profiles if p.placement == BASELINE]
         for placement in self.placements:
             mine = [p for p in self.profiles if p.placement == placement
                     and p.robust_mean is not None]
             if mine:
-                chosen.append(max(mine, key=lambda p: sign * (p.robust_mean or 0.0)))
+                chosen.append(max(mine, key=lambda p: (not p.stopped,
+                                                       sign * (p.robust_mean or 0.0))))
         return tuple(chosen)
 
 
@@ -244,7 +309,7 @@ def _config(row: dict[str, Any], trial: Any) -> ConfigData:
         trial=row["trial"], n=row["n"], mean=row["mean"], sd=row["sd"], ci_low=row["ci_low"],
         ci_high=row["ci_high"], train_mean=row["train_mean"], diff=row["diff"],
         test_values=(stored and stored.test_values) or (),
-        train_values=(stored and stored.train_values) or ())
+        train_values=(stored and stored.train_values) or (), reason=row.get("pruned_reason"))
 
 
 def collect(study: optuna.Study, *, boundaries: bool = True,
@@ -268,7 +333,7 @@ def collect(study: optuna.Study, *, boundaries: bool = True,
         pruned=p.pruned, profiles=profiles_of(res.rows),
     )
     curves, notes = _curves(data, trials)
-    data = replace(data, curves=curves, notes=notes)
+    data = replace(data, curves=curves, notes=(*notes, *_missing_figures(data)))
     if boundaries:
         from search.report.boundary import decision_boundaries
 
@@ -277,19 +342,28 @@ def collect(study: optuna.Study, *, boundaries: bool = True,
     return data
 
 
+def _missing_figures(data: ReportData) -> tuple[str, ...]:
+    """Why a figure the report usually has is left out, in words."""
+    if data.on_sigma_axis:
+        return ()
+    return ("Test metric against σ: not drawn, no noise configuration with one σ (the same at "
+            "every site) has been measured",)
+
+
 def profiles_of(rows: Iterable[dict[str, Any]]) -> tuple[Profile, ...]:
-    """The robustness profiles of the completed rows that have one, in the rows' order."""
+    """The robustness profiles of the measured rows that have one (completed, or stopped by
+    racing: over the seeds they ran), in the rows' order."""
     out = []
     for r in rows:
         entries = r.get("robustness")
-        if r["state"] != "COMPLETE" or not entries:
+        if r["state"] not in MEASURED or not entries:
             continue
         out.append(Profile(
             r["config"], r["placement"], tuple(float(e["test_std"]) for e in entries),
             tuple(float(e["mean"]) for e in entries), tuple(e["ci_low"] for e in entries),
             tuple(e["ci_high"] for e in entries),
             tuple(None if r["placement"] == BASELINE else e["diff"] for e in entries),
-            r.get("robust_mean")))
+            r.get("robust_mean"), r["n"], r["state"] == "PRUNED", r.get("pruned_reason")))
     return tuple(out)
 
 

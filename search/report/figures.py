@@ -7,7 +7,9 @@ A new figure: a ``*_figure(data)`` function here and one line in `figures`.
 
 from __future__ import annotations
 
+import html
 import math
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,52 +31,104 @@ def _color(placements: tuple[str, ...], placement: str) -> str:
         else BASELINE_COLOR
 
 
+# Plotly draws a hover box on one line unless told: text wider than this is wrapped.
+HOVER_WIDTH = 80
+# Pixels per row of text in a heatmap cell, so that Plotly, which shrinks cell text to fit
+# its cell, keeps it at a readable size; and the rows of a dashboard card (450 px tall).
+LINE_PX = 16
+DASHBOARD_ROWS_PX = 340
+STOPPED_MARKER = "circle-open"
+
+
+def _hover(text: str) -> str:
+    """Text for a hover box: wrapped, and escaped (Plotly reads a subset of HTML, so a
+    reason's "<=" must not start a tag)."""
+    return "<br>".join(html.escape(line, quote=False)
+                       for line in textwrap.wrap(text, HOVER_WIDTH))
+
+
+def _rows_axis(labels: list[str], px_per_row: float) -> dict[str, object]:
+    """A category axis that labels every row (Plotly skips labels that it finds crowded),
+    its font no taller than a row."""
+    return {"type": "category", "tickmode": "array", "tickvals": labels, "ticktext": labels,
+            "categoryorder": "array", "categoryarray": labels,
+            "tickfont": {"size": max(7, min(12, int(px_per_row * 0.8)))}}
+
+
+def _stopped_legend(fig: go.Figure, data: ReportData) -> None:
+    """A legend entry for the open markers of configurations racing stopped."""
+    import plotly.graph_objects as go
+
+    if any(c.stopped for c in data.measured):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers",
+                                 name="open: stopped by racing (fewer seeds)",
+                                 marker={"symbol": STOPPED_MARKER, "color": BASELINE_COLOR,
+                                         "size": 9}))
+
+
 def _sigma_order(configs: Iterable[ConfigData]) -> list[str]:
     labels = {c.sigma_label: (c.sigma if c.sigma is not None else math.inf, c.sigma_label)
               for c in configs if not c.is_baseline}
     return sorted(labels, key=lambda k: labels[k])
 
 
-def heatmap_figure(data: ReportData) -> go.Figure:
-    """Placement × σ of the mean test metric; colours diverge from the baseline's mean."""
+def _cell(c: ConfigData, compact: bool) -> str:
+    """A heatmap cell: the mean, its Δ from the baseline, and whether racing stopped it;
+    ``compact`` (a dashboard card, narrow cells): the Δ alone, the rest on hover."""
+    if compact:
+        return fmt.signed(c.diff, 3) if not c.is_baseline else fmt.number(c.mean, 3)
+    text = fmt.number(c.mean, 3)
+    if not c.is_baseline and c.diff is not None:
+        text += f"<br>{fmt.signed(c.diff, 3)}"
+    return text + (f"<br>stopped at {c.n}" if c.stopped else "")
+
+
+def heatmap_figure(data: ReportData, compact: bool = False) -> go.Figure:
+    """Placement × σ of the mean test metric of every measured configuration (one racing
+    stopped: on the seeds it ran, marked); colours diverge from the baseline's mean.
+    ``compact``: one line a cell (see `_cell`)."""
     import plotly.graph_objects as go
 
     base = data.baseline
-    sigmas = _sigma_order(data.completed)
+    sigmas = _sigma_order(data.measured)
     columns = ["0 (baseline)", *sigmas] if base else sigmas
     rows = (["none (baseline)"] if base else []) + list(data.placements)
     z: list[list[float | None]] = [[None] * len(columns) for _ in rows]
     text: list[list[str]] = [[""] * len(columns) for _ in rows]
-    for c in data.completed:
+    status: list[list[str]] = [[""] * len(columns) for _ in rows]
+    for c in data.measured:
         if c.is_baseline:
+            if not base:
+                continue
             i, j = 0, 0
         elif c.placement in data.placements:
             i = rows.index(c.placement)
             j = columns.index(c.sigma_label)
         else:
             continue
-        z[i][j] = c.mean
-        text[i][j] = fmt.number(c.mean, 3) + ("" if c.is_baseline or c.diff is None
-                                      else f"<br>{fmt.signed(c.diff, 3)}")
+        z[i][j], text[i][j], status[i][j] = c.mean, _cell(c, compact), _hover(c.status)
     scale = "RdBu" if data.maximize else "RdBu_r"
     fig = go.Figure(go.Heatmap(
         z=z, x=columns, y=rows, text=text, texttemplate="%{text}", colorscale=scale,
-        zmid=base.mean if base else None, hoverongaps=False,
+        zmid=base.mean if base else None, hoverongaps=False, customdata=status,
         colorbar={"title": {"text": f"mean test<br>{data.metric}"}},
-        hovertemplate="%{y}, σ=%{x}<br>mean %{z:.4f}<extra></extra>",
+        hovertemplate="%{y}, σ=%{x}<br>mean %{z:.4f}<br>%{customdata}<extra></extra>",
     ))
     if base:
         # The baseline cell is outlined: it is the reference every colour is relative to.
         fig.add_shape(type="rect", x0=-0.5, x1=0.5, y0=-0.5, y1=0.5, xref="x", yref="y",
                       line={"color": "black", "width": 3})
     best = data.best
+    lines = 1 if compact else 3 if any(c.stopped for c in data.measured) else 2
     fig.update_layout(
         title={"text": f"Mean test {data.metric} by placement and σ"
                + (f" — baseline {fmt.number(base.mean, 3)}, cells show mean and Δ baseline" if base
-                  else "") + (f"; best {best.config}" if best else "")},
+                  else "") + (f"; best {best.config}" if best else "")
+               + ("<br>stopped at n: racing stopped it after n seeds (the mean of those)"
+                  if lines == 3 else "")},
         xaxis={"title": {"text": "σ"}, "type": "category"},
         yaxis={"title": {"text": "placement"}, "autorange": "reversed", "type": "category"},
-        height=max(320, 90 + 60 * len(rows)),
+        height=max(320, 170 + (LINE_PX * lines + 14) * len(rows)),
     )
     return fig
 
@@ -85,7 +139,7 @@ def sigma_figure(data: ReportData) -> go.Figure:
 
     fig = go.Figure()
     base = data.baseline
-    numeric = [c for c in data.completed if not c.is_baseline and c.sigma and c.sigma > 0]
+    numeric = data.on_sigma_axis
     if base and base.ci_low is not None:
         fig.add_hrect(y0=base.ci_low, y1=base.ci_high, fillcolor=BASELINE_COLOR, opacity=0.15,
                       line_width=0)
@@ -108,13 +162,16 @@ def sigma_figure(data: ReportData) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=x, y=[c.mean for c in points], mode="lines+markers", name=placement,
             line={"color": color}, legendgroup=placement,
-            customdata=[[c.ci_low, c.ci_high, c.n] for c in points],
+            marker={"symbol": [STOPPED_MARKER if c.stopped else "circle" for c in points],
+                    "size": 8},
+            customdata=[[c.ci_low, c.ci_high, _hover(c.status)] for c in points],
             hovertemplate=(f"{placement} σ=%{{x}}<br>mean %{{y:.4f}}<br>95% CI "
-                           "%{customdata[0]:.4f}–%{customdata[1]:.4f}, n=%{customdata[2]}"
+                           "%{customdata[0]:.4f}–%{customdata[1]:.4f}<br>%{customdata[2]}"
                            "<extra></extra>")))
     if base:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="no noise (95% CI)",
                                  line={"color": BASELINE_COLOR, "dash": "dash"}))
+    _stopped_legend(fig, data)
     fig.update_layout(title={"text": f"Mean test {data.metric} against σ, with 95% CI bands"},
                       xaxis={"title": {"text": "σ (log scale)"}, "type": "log"},
                       yaxis={"title": {"text": f"test {data.metric}"}}, height=460)
@@ -122,25 +179,29 @@ def sigma_figure(data: ReportData) -> go.Figure:
 
 
 def repeats_figure(data: ReportData) -> go.Figure:
-    """Every repeat's test metric per configuration (box and points), baseline first."""
+    """Every repeat's test metric per measured configuration (box and points), baseline
+    first; a configuration racing stopped has the seeds it ran, open markers."""
     import plotly.graph_objects as go
 
     order = {p: i for i, p in enumerate(data.placements)}
-    sigmas = _sigma_order(data.completed)
-    shown = sorted(data.completed, key=lambda c: (
+    sigmas = _sigma_order(data.measured)
+    shown = sorted(data.measured, key=lambda c: (
         -1 if c.is_baseline else order.get(c.placement, len(order)),
         sigmas.index(c.sigma_label) if not c.is_baseline else -1))
     fig = go.Figure()
     for c in shown:
         fig.add_trace(go.Box(
-            y=list(c.test_values), name=c.config, boxpoints="all", jitter=0.4, pointpos=0,
-            marker={"color": _color(data.placements, c.placement), "size": 4},
+            y=list(c.test_values), name=c.label, boxpoints="all", jitter=0.4, pointpos=0,
+            marker={"color": _color(data.placements, c.placement), "size": 4,
+                    "symbol": STOPPED_MARKER if c.stopped else "circle"},
             line={"width": 1}, showlegend=False,
-            hovertemplate=f"{c.config}<br>%{{y:.4f}}<extra></extra>"))
+            hovertemplate=f"{c.config}<br>%{{y:.4f}}<br>{_hover(c.status)}<extra></extra>"))
     if data.baseline:
         fig.add_hline(y=data.baseline.mean, line={"color": BASELINE_COLOR, "dash": "dot"})
+    stopped = any(c.stopped for c in shown)
     fig.update_layout(title={"text": f"Test {data.metric} of every repeat (dotted: baseline "
-                             "mean)"},
+                             "mean" + ("; stopped: racing stopped it, the seeds it ran"
+                                       if stopped else "") + ")"},
                       xaxis={"title": {"text": "configuration"}, "tickangle": -45},
                       yaxis={"title": {"text": f"test {data.metric}"}}, height=480)
     return fig
@@ -196,7 +257,7 @@ def gap_figure(data: ReportData) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    done = [c for c in data.completed if c.train_mean is not None and c.mean is not None]
+    done = [c for c in data.measured if c.train_mean is not None and c.mean is not None]
     for placement in (BASELINE, *data.placements):
         cs = [c for c in done if c.placement == placement]
         if not cs:
@@ -206,17 +267,20 @@ def gap_figure(data: ReportData) -> go.Figure:
             name="no noise" if placement == BASELINE else placement,
             marker={"color": _color(data.placements, placement),
                     "size": 13 if placement == BASELINE else 9,
-                    "symbol": "star" if placement == BASELINE else "circle"},
+                    "symbol": ["star" if c.is_baseline else STOPPED_MARKER if c.stopped
+                               else "circle" for c in cs]},
             error_y={"type": "data", "symmetric": False,
                      "array": [_half(c.mean, c.ci_high) for c in cs],
                      "arrayminus": [_half(c.mean, c.ci_low) for c in cs], "thickness": 1},
-            text=[c.config for c in cs],
-            hovertemplate="%{text}<br>train %{x:.4f}<br>test %{y:.4f}<extra></extra>"))
+            text=[c.config for c in cs], customdata=[_hover(c.status) for c in cs],
+            hovertemplate="%{text}<br>train %{x:.4f}<br>test %{y:.4f}<br>%{customdata}"
+                          "<extra></extra>"))
     if done:
         lo = min(min(c.train_mean for c in done), min(c.mean for c in done))  # type: ignore
         hi = max(max(c.train_mean for c in done), max(c.mean for c in done))  # type: ignore
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="test = train",
                                  line={"color": "#999999", "dash": "dot"}, hoverinfo="skip"))
+    _stopped_legend(fig, data)
     fig.update_layout(title={"text": f"Generalization gap: mean train vs test {data.metric} "
                              "(error bars: 95% CI of the test mean)"},
                       xaxis={"title": {"text": f"train {data.metric}"}},
@@ -284,13 +348,13 @@ class Figure:
     figure: go.Figure
 
 
-def race_figure(data: ReportData) -> go.Figure:
-    """Racing: the seeds each configuration ran, stopped ones apart, with why they stopped."""
+def race_figure(data: ReportData, compact: bool = False) -> go.Figure:
+    """Racing: the seeds each configuration ran, stopped ones apart, with why they stopped.
+    Every row is labelled: the figure is as tall as its rows need (``compact``: a dashboard
+    card's height, the labels smaller)."""
     import plotly.graph_objects as go
 
     rows = list(reversed(data.race))  # Plotly draws the first bar at the bottom
-    used = sum(r.seeds for r in data.race)
-    most = data.race_maximum * len(data.race)
     fig = go.Figure()
     for state, name, color in (("COMPLETE", "ran to the maximum", PALETTE[0]),
                                ("PRUNED", "stopped by racing", BASELINE_COLOR)):
@@ -298,37 +362,54 @@ def race_figure(data: ReportData) -> go.Figure:
         fig.add_trace(go.Bar(
             x=[r.seeds for r in chosen], y=[r.config for r in chosen], orientation="h",
             name=name, marker={"color": color},
-            customdata=[r.reason or "" for r in chosen],
+            customdata=[_hover(r.reason or "") for r in chosen],
             hovertemplate="%{y}: %{x} seeds<br>%{customdata}<extra></extra>"))
-    share = f" ({used / most:.0%} of {most})" if most else ""
-    fig.update_layout(title={"text": f"Seeds per configuration: {used} trained{share}"},
+    per_row = DASHBOARD_ROWS_PX / max(1, len(rows)) if compact else 22
+    fig.update_layout(title={"text": "Seeds per configuration: "
+                             + fmt.racing_seeds(*data.race_seeds)},
                       xaxis={"title": {"text": "seeds run"}}, barmode="overlay",
-                      yaxis={"title": {"text": "configuration"}},
-                      height=max(300, 18 * len(rows) + 120))
+                      yaxis={"title": {"text": "configuration"},
+                             **_rows_axis([r.config for r in rows], per_row)},
+                      height=max(300, 22 * len(rows) + 140))
     return fig
 
 
-def robustness_heatmap_figure(data: ReportData) -> go.Figure:
+def robustness_heatmap_figure(data: ReportData, compact: bool = False) -> go.Figure:
     """[robustness]: configuration × test σ of the metric under test-time input noise, coloured
-    by the paired Δ from the baseline at the same σ (the baseline's row is its own level)."""
+    by the paired Δ from the baseline at the same σ (the baseline's row is its own level).
+
+    Plotly shrinks cell text to fit its cell, so the figure is as tall as two lines of text a
+    row need; ``compact`` (a dashboard card of fixed height): one line, the Δ, while a row is
+    tall enough for it, else the numbers on hover only."""
     import plotly.graph_objects as go
 
     profiles = list(data.profiles)
     stds = [fmt.std(s) for s in profiles[0].test_stds] if profiles else []
     z = [[(0.0 if p.placement == BASELINE else d) for d in p.diff] for p in profiles]
-    text = [[fmt.number(m, 3) + ("" if d is None else f"<br>{fmt.signed(d, 3)}")
-             for m, d in zip(p.mean, p.diff)] for p in profiles]
+    per_row = DASHBOARD_ROWS_PX / max(1, len(profiles)) if compact else 2 * LINE_PX + 8
+    if not compact:
+        text = [[fmt.number(m, 3) + ("" if d is None else f"<br>{fmt.signed(d, 3)}")
+                 for m, d in zip(p.mean, p.diff)] for p in profiles]
+    elif per_row >= LINE_PX:
+        text = [[fmt.number(m, 3) if d is None else fmt.signed(d, 3)
+                 for m, d in zip(p.mean, p.diff)] for p in profiles]
+    else:
+        text = [[""] * len(stds) for _ in profiles]
+    labels = [p.label for p in profiles]
     fig = go.Figure(go.Heatmap(
-        z=z, x=stds, y=[p.config for p in profiles], text=text, texttemplate="%{text}",
+        z=z, x=stds, y=labels, text=text, texttemplate="%{text}",
         colorscale="RdBu" if data.maximize else "RdBu_r", zmid=0.0, hoverongaps=False,
+        customdata=[[[fmt.number(m, 4), _hover(p.status)] for m in p.mean] for p in profiles],
         colorbar={"title": {"text": "Δ baseline<br>at that σ"}},
-        hovertemplate="%{y}, test σ=%{x}<br>Δ baseline %{z:+.4f}<extra></extra>"))
+        hovertemplate="%{y}, test σ=%{x}<br>mean %{customdata[0]}, Δ baseline %{z:+.4f}"
+                      "<br>%{customdata[1]}<extra></extra>"))
     fig.update_layout(
         title={"text": f"Test {data.metric} under input noise at test time: configuration × "
                        "test σ (cells: mean and paired Δ from the baseline at that σ)"},
         xaxis={"title": {"text": "test-time σ on the inputs"}, "type": "category"},
-        yaxis={"title": {"text": "configuration"}, "autorange": "reversed", "type": "category"},
-        height=max(320, 90 + 22 * len(profiles)))
+        yaxis={"title": {"text": "configuration"}, "autorange": "reversed",
+               **_rows_axis(labels, per_row)},
+        height=max(320, 170 + int(per_row) * len(profiles)))
     return fig
 
 
@@ -346,13 +427,15 @@ def robustness_curves_figure(data: ReportData) -> go.Figure:
                 x=x + x[::-1], y=list(p.high) + list(p.low)[::-1], fill="toself",
                 fillcolor=color, opacity=0.18, line={"width": 0}, hoverinfo="skip",
                 showlegend=False, legendgroup=p.config))
-        name = "no noise" if p.placement == BASELINE else p.config
+        name = "no noise" if p.placement == BASELINE else p.label
         fig.add_trace(go.Scatter(
             x=x, y=list(p.mean), mode="lines+markers", name=name, legendgroup=p.config,
             line={"color": color, "dash": "dash" if p.placement == BASELINE else "solid"},
-            customdata=[[lo, hi] for lo, hi in zip(p.low, p.high)],
+            marker={"symbol": STOPPED_MARKER if p.stopped else "circle"},
+            customdata=[[lo, hi, _hover(p.status)] for lo, hi in zip(p.low, p.high)],
             hovertemplate=(f"{name} test σ=%{{x}}<br>mean %{{y:.4f}}<br>95% CI "
-                           "%{customdata[0]:.4f}–%{customdata[1]:.4f}<extra></extra>")))
+                           "%{customdata[0]:.4f}–%{customdata[1]:.4f}<br>%{customdata[2]}"
+                           "<extra></extra>")))
     fig.update_layout(title={"text": f"Robustness profiles: test {data.metric} against test-time "
                                      "input σ, with 95% CI bands"},
                       xaxis={"title": {"text": "test-time σ on the inputs"}},
@@ -367,8 +450,8 @@ def figures(data: ReportData, compact: bool = False) -> list[Figure]:
     of fixed height: short titles, the card's height.
     """
     m = data.metric
-    out = [Figure("noise-search-1-heatmap", "Placement × σ", heatmap_figure(data))]
-    if any(not c.is_baseline and c.sigma for c in data.completed):
+    out = [Figure("noise-search-1-heatmap", "Placement × σ", heatmap_figure(data, compact))]
+    if data.on_sigma_axis:  # else a note says why it is left out (collect)
         out.append(Figure("noise-search-2-sigma", "Test metric against σ", sigma_figure(data)))
     out.append(Figure("noise-search-3-repeats", "Every repeat", repeats_figure(data)))
     if data.curves:
@@ -380,14 +463,15 @@ def figures(data: ReportData, compact: bool = False) -> list[Figure]:
                           boundary_figure(data, compact)))
     if data.race:
         out.append(Figure("noise-search-7-race", "Racing: seeds per configuration",
-                          race_figure(data)))
+                          race_figure(data, compact)))
     if data.profiles:
         out.append(Figure("noise-search-8-robustness", "Robustness: configuration × test σ",
-                          robustness_heatmap_figure(data)))
+                          robustness_heatmap_figure(data, compact)))
         out.append(Figure("noise-search-9-profiles", "Robustness profiles",
                           robustness_curves_figure(data)))
     if compact:
-        short = {"noise-search-1-heatmap": f"Mean test {m}: placement × σ (baseline outlined)",
+        short = {"noise-search-1-heatmap": f"Test {m}: Δ baseline by placement × σ (hover: "
+                                           "mean, seeds)",
                  "noise-search-2-sigma": f"Mean test {m} against σ (95% CI bands)",
                  "noise-search-3-repeats": f"Test {m} of every repeat",
                  "noise-search-4-curves": f"Learning curves: train (blue) vs test {m}",

@@ -38,10 +38,13 @@ h1 { margin-bottom: 0.2rem; } .meta { color: #666; margin-top: 0; }
           font-size: 1.05rem; }
 #page-errors { background: #fde2e2; border: 1px solid #d62728; padding: 0.6rem 1rem; }
 table { border-collapse: collapse; font-size: 0.88rem; margin: 1rem 0; }
+.table { overflow-x: auto; width: calc(100vw - 3rem); position: relative; left: 50%;
+         transform: translateX(-50%); }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
 td { white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; } tr.baseline { background: #f2f2f2; }
-tr.best { font-weight: 600; } .figure { margin: 1.5rem 0; } .notes { color: #666; }
+tr.best { font-weight: 600; } tr.stopped { color: #777; }
+.figure { margin: 1.5rem 0; } .notes { color: #666; }
 """
 
 
@@ -60,17 +63,22 @@ def status_line(data: ReportData) -> str | None:
 
 
 def _table(data: ReportData) -> str:
-    """The summary table: the columns of ReportData.table_columns, as `results` formats them."""
+    """The summary table: the columns of ReportData.table_columns, as `results` formats them;
+    a configuration racing stopped is greyed, its reason on hover."""
     e = html.escape
     head, *rows = fmt.summary_table(data.rows, data.metric, data.table_columns)
     best = data.best.config if data.best else None
     lines = []
     for config, cells in zip(data.configs, rows):
-        cls = "baseline" if config.is_baseline else ("best" if config.config == best else "")
-        lines.append(f'<tr class="{cls}">' + "".join(f"<td>{e(x)}</td>" for x in cells)
+        cls = ("baseline" if config.is_baseline else "best" if config.config == best
+               else "stopped" if config.stopped else "")
+        hover = f' title="{e(config.status)}"' if config.stopped else ""
+        lines.append(f'<tr class="{cls}"{hover}>' + "".join(f"<td>{e(x)}</td>" for x in cells)
                      + "</tr>")
-    return ("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head)
-            + "</tr></thead><tbody>" + "".join(lines) + "</tbody></table>")
+    # Wider than the figures with the robust columns: as wide as the window, scrolling
+    # within itself where even that is too narrow.
+    return ('<div class="table"><table><thead><tr>' + "".join(f"<th>{e(h)}</th>" for h in head)
+            + "</tr></thead><tbody>" + "".join(lines) + "</tbody></table></div>")
 
 
 def _meta(data: ReportData) -> str:

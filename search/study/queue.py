@@ -150,4 +150,4 @@ def recover(study: optuna.Study, storage: optuna.storages.RDBStorage, spec: Stud
         settings = race.settings(spec)
         if settings is None or meta is None:
             return queued
-        return queued + race.advance(study, storage, meta, settings)
+        return queued + race.advance(study, storage, meta, settings).rounds

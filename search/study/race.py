@@ -19,7 +19,7 @@ so no recorded block is ever trained twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -88,6 +88,21 @@ def _racing(meta: record.StudyMeta,
     return out
 
 
+class Stopped(NamedTuple):
+    """A configuration a round stopped: its key, the seeds it ran and why."""
+
+    key: str
+    seeds: int
+    reason: str
+
+
+class Decided(NamedTuple):
+    """What `advance` did: the rounds it decided and the configurations they stopped."""
+
+    rounds: int
+    stopped: tuple[Stopped, ...]
+
+
 def _prune(storage: optuna.storages.RDBStorage, trial: FrozenTrial, reason: str,
            mean: float) -> None:
     tid = trial_id(trial)
@@ -98,12 +113,14 @@ def _prune(storage: optuna.storages.RDBStorage, trial: FrozenTrial, reason: str,
 
 
 def advance(study: optuna.Study, storage: optuna.storages.RDBStorage,
-            meta: record.StudyMeta, race: RaceSettings) -> int:
-    """Decide every round that is complete and not yet decided; returns how many were.
+            meta: record.StudyMeta, race: RaceSettings) -> Decided:
+    """Decide every round that is complete and not yet decided: how many were, and whom they
+    stopped.
 
     The caller holds the study lock, so each round is decided once.
     """
     rounds = 0
+    stopped: list[Stopped] = []
     up_to = decided(study)
     trials = study.get_trials(deepcopy=False)
     racing = _racing(meta, trials)
@@ -122,6 +139,7 @@ def advance(study: optuna.Study, storage: optuna.storages.RDBStorage,
             live = racing.pop(key)[0]
             assert live is not None
             _prune(storage, live, reason, sum(values[key]) / len(values[key]))
+            stopped.append(Stopped(key, len(values[key]), reason))
         study.set_user_attr(record.RACE_DECIDED_ATTR, checkpoint)
         rounds += 1
-    return rounds
+    return Decided(rounds, tuple(stopped))

@@ -42,7 +42,8 @@ class TrialOutcome:
     """What one finished trial (or, racing, one block of seeds) reports to the caller.
 
     A raced block leaves its trial WAITING for the next block, or PRUNED (``failure`` then
-    says why it stopped), or COMPLETE; ``summary`` is over the seeds recorded so far.
+    says why it stopped), or COMPLETE; ``summary`` is over the seeds recorded so far;
+    ``stopped``: every configuration the rounds this block completed stopped (its own too).
     """
 
     number: int
@@ -51,6 +52,7 @@ class TrialOutcome:
     summary: stats.Summary | None
     seconds: float
     failure: str | None = None
+    stopped: tuple[race.Stopped, ...] = ()
 
 
 class StudyRunner:
@@ -214,16 +216,17 @@ class StudyRunner:
                 reason = result.divergence_reason()
                 retrying(lambda: self._record_divergence(trial, reason, seconds), what)
                 return TrialOutcome(trial.number, config, TrialState.FAIL, None, seconds, reason)
-            state, summary, why = retrying(
+            state, summary, why, stopped = retrying(
                 lambda: self._record_block(trial, config, block, result, seconds), what)
         except KeyboardInterrupt:
             self._fail_quietly(trial, "interrupted")
             raise
-        return TrialOutcome(trial.number, config, state, summary, seconds, why)
+        return TrialOutcome(trial.number, config, state, summary, seconds, why, stopped)
 
     def _record_block(self, trial: optuna.Trial, config: NoiseConfig, block: range,
                       result: TrainResult | None, seconds: float,
-                      ) -> tuple[TrialState, stats.Summary | None, str | None]:
+                      ) -> tuple[TrialState, stats.Summary | None, str | None,
+                                 tuple[race.Stopped, ...]]:
         """Record a trained block (one storage call: all of it or nothing), derive the trial's
         aggregates from its blocks, park or complete it, and decide the rounds now complete.
         Under the study lock, so that a round is decided once, after its last block."""
@@ -236,7 +239,7 @@ class StudyRunner:
             ours = seeds == block.stop and result is not None and block.stop > block.start
             if frozen.state != TrialState.RUNNING or (seeds != block.start and not ours):
                 return (frozen.state, None, "taken over: its heartbeat was lost, the block is "
-                                            "run again")
+                                            "run again", ())
             blocks = record.stored_blocks(frozen)
             if result is not None and not ours:
                 value = record.block_value(result, block, seconds)
@@ -246,9 +249,10 @@ class StudyRunner:
                 if weights is not None:
                     self.storage.set_trial_system_attr(tid, record.WEIGHTS_ATTR, weights)
             measured = self._derive(tid, frozen, config, blocks)
-            race.advance(self.study, self.storage, self.meta, self.race)
+            decided = race.advance(self.study, self.storage, self.meta, self.race)
             after = self.storage.get_trial(tid)
-        return after.state, measured.test, after.user_attrs.get(record.PRUNED_REASON_ATTR)
+        return (after.state, measured.test, after.user_attrs.get(record.PRUNED_REASON_ATTR),
+                decided.stopped)
 
     def _derive(self, tid: int, frozen: optuna.trial.FrozenTrial, config: NoiseConfig,
                 blocks: list[dict[str, Any]]) -> record.TrialRecord:
