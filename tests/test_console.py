@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from search import format as fmt
-from search.cli import main
+from search.cli import cli, main
 from tests.test_results import BASE, GOOD, make_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,7 @@ def test_format_name_escapes_only_what_is_unprintable():
 def test_top_level_help_shows_whole_phrases(capsys):
     assert main(["--help"]) == 0
     commands = capsys.readouterr().out.split("Commands:")[1].strip().splitlines()
-    assert len(commands) == 6
+    assert len(commands) == len(cli.commands) == 7  # delete is the seventh
     for line in commands:
         assert not line.rstrip().endswith(("...", "e.g.")), line
 
