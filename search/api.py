@@ -245,9 +245,22 @@ class Study:
         ``boundaries=True`` also draws decision boundaries, which may retrain models."""
         from search import report
 
-        data = report.collect(self._load(), boundaries=boundaries)
+        data = self._report_data(boundaries)
         # ids are "noise-search-<n>-<name>" (stable for the dashboard); the name is the key
         return {f.id.split("-", 3)[-1]: f.figure for f in report.figures(data)}
+
+    def _report_data(self, boundaries: bool) -> Any:
+        """What the report shows: read (retried), then the boundaries (not retried)."""
+        from search import report
+        from search.storage import retrying
+
+        data = retrying(lambda: report.collect(self._load()), f"reading study {self.name!r}")
+        if not boundaries:
+            return data
+        from search.startup import quiet_tensorflow_logging
+
+        quiet_tensorflow_logging()  # drawing a boundary may load an engine
+        return report.with_boundaries(data)
 
     def report(self, path: str | Path, boundaries: bool = True) -> Path:
         """Write the self-contained HTML report to ``path``; returns the path."""
@@ -255,7 +268,7 @@ class Study:
 
         target = Path(path)
         report.check_writable(target)
-        data = report.collect(self._load(), boundaries=boundaries)
+        data = self._report_data(boundaries)
         report.write_html(data, report.figures(data), target)
         return target
 
@@ -305,8 +318,10 @@ def run(study_file: str | Path, overrides: Mapping[str, Any] | None = None,
     """
     from search import spec as spec_module
     from search.data import load_dataset
+    from search.startup import quiet_tensorflow_logging
     from search.storage import check_shareable, open_storage, resolve_url
 
+    quiet_tensorflow_logging()
     if workers < 1:
         raise NoiseSearchError(f"run: 'workers' must be >= 1; got {workers}")
     spec = spec_module.load(Path(study_file), override_items(overrides), study_name)

@@ -431,11 +431,14 @@ def delete(study_name: str, yes: bool, force: bool, storage: str | None) -> int:
     return 0
 
 
-def _build_report(study: Any, quiet: bool, boundaries: bool = True) -> tuple[Any, Any]:
-    """Collect the report's data and draw its figures, with a progress bar on stderr."""
+def _build_report(study: Any, quiet: bool, boundaries: bool = True,
+                  what: str = "reading the study") -> tuple[Any, Any]:
+    """Collect the report's data (through the retry policy), draw its decision boundaries
+    (its own step) and its figures, with a progress bar on stderr."""
     from tqdm import tqdm
 
     from search import report
+    from search.storage import retrying
 
     # Reading, the two decision boundaries (seconds each when a study must retrain), drawing.
     with tqdm(total=4 if boundaries else 2, desc="report: reading trials", unit="step",
@@ -444,7 +447,9 @@ def _build_report(study: Any, quiet: bool, boundaries: bool = True) -> tuple[Any
             bar.set_description(f"report: {what}")
             bar.update(advance)
 
-        data = report.collect(study, boundaries=boundaries, progress=progress)
+        data = retrying(lambda: report.collect(study, progress=progress), what)
+        if boundaries:  # outside the retries: it may train, and an outage must not repeat it
+            data = report.with_boundaries(data, progress)
         progress("drawing figures", 1)
         figs = report.figures(data)
         bar.update(bar.total - bar.n)
@@ -458,7 +463,9 @@ def _save_to_dashboard_after_run(study: Any, results: Any, quiet: bool) -> None:
     def warn(message: str) -> None:
         click.echo(f"noise-search: warning: {message}", err=True)
 
-    saved = report.save_after_run(study, results, lambda: _build_report(study, quiet)[0], warn)
+    saved = report.save_after_run(
+        study, results,
+        lambda: _build_report(study, quiet, what="reading the study for the figures")[0], warn)
     if saved is not None and not quiet:
         click.echo(f"saved {saved} figures and a summary note for optuna-dashboard "
                    f"(noise-search dashboard)")
@@ -491,7 +498,7 @@ def report(study_name: str, output: Path | None, storage: str | None, to_dashboa
     rdb = open_storage(storage, must_exist=True)
     what = f"reading study {fmt_.quoted(study_name)}"
     study = retrying(lambda: load_study(rdb, study_name), what)
-    data, figs = retrying(lambda: _build_report(study, quiet, not no_boundary), what)
+    data, figs = _build_report(study, quiet, not no_boundary, what)
     status = report_module.status_line(data)
     if status:
         click.echo(status)

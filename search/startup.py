@@ -19,10 +19,13 @@ from collections.abc import Iterator
 
 from search.errors import debugging
 
-# TensorFlow's C++ logging below FATAL (XLA's notes while compiling, "failed call to cuInit"
-# on a machine without a GPU) is not for users; read when TensorFlow loads, so set before.
-if not debugging():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+def quiet_tensorflow_logging() -> None:
+    """TensorFlow's C++ logging below FATAL (XLA's notes while compiling, "failed call to
+    cuInit" on a machine without a GPU) is not for users; it is read when TensorFlow loads,
+    so an entry point (the CLI, the API's run) calls this first. --debug leaves it alone."""
+    if not debugging():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # What TensorFlow wrote to stderr while this process imported it (see `stderr_captured`).
 startup_messages: list[str] = []

@@ -240,7 +240,7 @@ def test_the_view_and_the_report_show_the_race(write_study, sqlite_url, racer):
         assert mean == pytest.approx(np.mean([scored(_config(config), r)
                                               for r in range(repeats)]))
         assert reason.startswith("worse than the ")
-    data = report_collect(runner.study, boundaries=False)
+    data = report_collect(runner.study)
     seeds = {r.config: (r.seeds, r.state) for r in data.race}
     assert seeds == {"none": (15, "COMPLETE"), "hidden_pre:0.1": (15, "COMPLETE"),
                      "hidden_pre:0.3": (10, "PRUNED"), "input:0.1": (5, "PRUNED"),
@@ -259,7 +259,7 @@ def test_a_study_without_racing_has_no_race_figure(write_study, sqlite_url, fake
     runner = StudyRunner(spec_module.load(write_study()), open_storage(sqlite_url),
                          train=fake_train)
     runner.run()
-    assert report_collect(runner.study, boundaries=False).race == ()
+    assert report_collect(runner.study).race == ()
 
 
 def test_a_race_with_robustness_keeps_the_profiles_of_the_seeds_it_ran(write_study, sqlite_url,

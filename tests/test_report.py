@@ -9,6 +9,7 @@ retrained from the stored spec), and checked against the numbers the study store
 from __future__ import annotations
 
 import html as html_module
+import importlib
 import re
 import shutil
 import subprocess
@@ -38,7 +39,7 @@ def finished(finished_tiny_study) -> str:
 @pytest.fixture(scope="module")
 def collected(finished) -> tuple[report.ReportData, optuna.Study]:
     study = optuna.load_study(study_name="tiny", storage=open_storage(finished))
-    return report.collect(study), study
+    return report.with_boundaries(report.collect(study)), study
 
 
 def test_collected_configurations_are_the_stored_numbers(collected):
@@ -360,7 +361,7 @@ def test_report_of_a_study_still_running_says_so(write_study, sqlite_url, tmp_pa
     page = out.read_text()
     assert "Study still running: 2 of 5 configurations complete" in page
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
-    data = report.collect(study, boundaries=False)
+    data = report.collect(study)
     assert [c.config for c in data.completed] == sorted(
         calls, key=lambda k: -next(c.mean for c in data.completed if c.config == k))
     assert not data.finished and len(data.configs) == 5
@@ -461,7 +462,7 @@ def test_regression_study_minimizes_and_explains_the_missing_boundary(write_stud
     assert main(["run", str(path), "--storage", sqlite_url, "--quiet", "--study-name", "reg",
                  "--set", 'data.dataset="friedman1"', "--set", "data.n_features=5"]) == 0
     study = optuna.load_study(study_name="reg", storage=open_storage(sqlite_url))
-    data = report.collect(study)
+    data = report.with_boundaries(report.collect(study))
     assert data.direction == "minimize" and data.metric == "rmse"
     means = [c.mean for c in data.completed]
     assert means == sorted(means) and data.best.mean == min(means)  # best = lowest error
@@ -502,13 +503,14 @@ def test_run_draws_dashboard_figures_once_per_set_of_completed_trials(write_stud
 
 def test_a_study_without_stored_weights_retrains_repeat_0_with_its_own_engine(finished,
                                                                             monkeypatch):
-    from search.report import boundary
+    collect_module = importlib.import_module("search.report.collect")  # not report.collect()
 
     study = optuna.load_study(study_name="tiny", storage=open_storage(finished))
-    stored = report.collect(study)
-    monkeypatch.setattr(boundary, "stored_weights", lambda trial: None)  # an older study
+    stored = report.with_boundaries(report.collect(study))
+    monkeypatch.setattr(collect_module, "stored_weights", lambda trial: None)  # an older study
     steps: list[str] = []
-    retrained = report.collect(study, progress=lambda what, advance: steps.append(what))
+    retrained = report.with_boundaries(report.collect(study),
+                                       progress=lambda what, advance: steps.append(what))
     assert [s for s in steps if s.startswith("retrained")] == [
         f"retrained {b.config}" for b in stored.boundaries]
     for old, new in zip(stored.boundaries, retrained.boundaries):
@@ -516,6 +518,23 @@ def test_a_study_without_stored_weights_retrains_repeat_0_with_its_own_engine(fi
         assert new.test_metric == pytest.approx(new.stored_test_metric, abs=1e-6)
         assert np.allclose(new.z, old.z, atol=2e-3)
     assert retrained.notes == ()
+
+
+def test_reading_the_report_trains_nothing_and_reads_no_engine(finished, monkeypatch):
+    """collect only reads: decision boundaries are their own step (with_boundaries), so an
+    outage retried while reading never repeats training."""
+    from search import engine
+    collect_module = importlib.import_module("search.report.collect")  # not report.collect()
+
+    def no_engine(name):
+        raise AssertionError("reading the report's data loaded an engine")
+
+    monkeypatch.setattr(engine, "load", no_engine)
+    monkeypatch.setattr(collect_module, "stored_weights", lambda trial: None)  # would retrain
+    study = optuna.load_study(study_name="tiny", storage=open_storage(finished))
+    data = report.collect(study)
+    assert data.boundaries == () and data.points is None
+    assert set(data.weights) == {c.config for c in (data.baseline, data.best) if c}
 
 
 def test_an_engine_that_cannot_predict_gives_a_note_not_another_engines_boundary(finished,
@@ -527,7 +546,7 @@ def test_an_engine_that_cannot_predict_gives_a_note_not_another_engines_boundary
     study = optuna.load_study(study_name="tiny", storage=open_storage(finished))
     no_predict = SimpleNamespace(NAME="fast", train=engine.train)
     monkeypatch.setattr(engine, "load", lambda name: no_predict)
-    data = report.collect(study)
+    data = report.with_boundaries(report.collect(study))
     assert data.boundaries == () and data.points is None
     assert data.notes == ("decision boundary not available: the fast engine cannot predict "
                           "from weights",)
@@ -553,7 +572,7 @@ def test_a_keras_study_gets_a_keras_boundary_or_a_clear_note(write_study, sqlite
                  "model.epochs=4", "--set", "noise.placements=['input']", "--set",
                  "noise.std=[0.1]"]) == 0
     study = optuna.load_study(study_name="tiny", storage=open_storage(sqlite_url))
-    data = report.collect(study)
+    data = report.with_boundaries(report.collect(study))
     assert not [n for n in data.notes if "engine has changed" in n], data.notes
     if data.boundaries:  # keras predicts: the boundary is of the model the study trained
         for b in data.boundaries:
@@ -581,7 +600,7 @@ def raced(write_study, sqlite_url, fake_train) -> report.ReportData:
     spec = spec_module.load(write_study(), [*RACE, "robustness.input_std=[0.0, 0.1, 0.2]"])
     runner = StudyRunner(spec, open_storage(sqlite_url), train=fake_train)
     runner.run()
-    return report.collect(runner.study, boundaries=False)
+    return report.collect(runner.study)
 
 
 STOPPED = {"input:0.1": 5, "input:0.3": 5, "hidden_pre:0.3": 10}

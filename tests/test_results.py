@@ -378,7 +378,7 @@ def test_a_study_with_a_diverged_configuration_is_finished(sqlite_url, capsys):
     assert res.progress.finished
     rec = recommend(res)
     assert rec.best == "hidden_pre:0.1" and "may change" not in rec.text
-    data = report.collect(study, boundaries=False)
+    data = report.collect(study)
     assert data.finished and report.status_line(data) is None
     assert main(["studies", "--storage", sqlite_url]) == 0
     assert ("built: 2/3 configurations complete, 1 diverged, 0 running, 0 queued, 0 failed"

@@ -1,32 +1,43 @@
-"""Decision boundaries of repeat 0 of the baseline and the best configuration.
+"""Decision boundaries of repeat 0 of the baseline and the best configuration: the report's
+one step that may train, and so its own (`with_boundaries`, after `collect` has read the
+study; the CLI runs it outside the storage's retries, so an outage never repeats training).
 
 Drawn through the engine interface: ``engine.load(<the study's engine>).predict(spec, data,
-weights, x)`` on a grid over the data, with repeat 0's final weights. Where the study did not
-store those weights, repeat 0 is trained again from the stored spec with the study's OWN
-engine (same initial weights, data order and noise as the study's repeat 0: common random
-numbers, docs/ARCHITECTURE.md), and the score of the model drawn is checked against the
-score the study stored. An engine that cannot predict or return weights gives a note
-"decision boundary not available: ...", never a boundary from another engine.
+weights, x)`` on a grid over the data, with repeat 0's final weights as `collect` read
+them. Where the study did not store those weights, repeat 0 is trained again from the
+stored spec with the study's OWN engine (same initial weights, data order and noise as the
+study's repeat 0: common random numbers, docs/ARCHITECTURE.md), and the score of the model
+drawn is checked against the score the study stored. An engine that cannot predict or
+return weights gives a note "decision boundary not available: ...", never a boundary from
+another engine.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from search.errors import NoiseSearchError
 from search.report.collect import Boundary, ConfigData, Points, Progress, ReportData, rounded
-from search.study.record import stored_weights
 
 BOUNDARY_GRID = 60  # points per axis of a decision-boundary grid: smooth enough, small to store
 NOT_AVAILABLE = "decision boundary not available"
 Weights = Sequence[np.ndarray]
 
 
-def decision_boundaries(data: ReportData, trials: dict[int, Any], progress: Progress | None,
+def with_boundaries(data: ReportData, progress: Progress | None = None) -> ReportData:
+    """``data`` with the decision boundaries of the baseline and the best, their data points,
+    and notes on any that is missing or doubtful. Reads no storage; may train repeat 0 of a
+    configuration whose weights the study did not store."""
+    found, points, notes = decision_boundaries(data, progress)
+    return replace(data, boundaries=found, points=points, notes=(*data.notes, *notes))
+
+
+def decision_boundaries(data: ReportData, progress: Progress | None,
                         ) -> tuple[tuple[Boundary, ...], Points | None, tuple[str, ...]]:
     """(boundaries, data points, notes). Notes say why a boundary is missing or doubtful."""
     from search import spec as spec_module
@@ -56,7 +67,7 @@ def decision_boundaries(data: ReportData, trials: dict[int, Any], progress: Prog
     found: list[Boundary] = []
     notes: list[str] = []
     for config in chosen:
-        weights, retrained, why = _weights(own, spec, dataset, config, trials, progress)
+        weights, retrained, why = _weights(own, spec, dataset, config, data, progress)
         if weights is None:
             notes.append(f"{NOT_AVAILABLE} for {config.config}: {why}")
             continue
@@ -75,10 +86,10 @@ def _grid(x_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return xs, ys, np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
 
 
-def _weights(own: Any, spec: Any, dataset: Any, config: ConfigData, trials: dict[int, Any],
+def _weights(own: Any, spec: Any, dataset: Any, config: ConfigData, data: ReportData,
              progress: Progress | None) -> tuple[Weights | None, bool, str]:
     """(weights of repeat 0, whether they were retrained, why there are none)."""
-    weights = stored_weights(trials[config.trial])  # None: an older study, or too many numbers
+    weights = data.weights.get(config.config)  # None: an older study, or too many numbers
     if weights is not None:
         return weights, False, ""
     from search.noise import parse_config_key

@@ -8,8 +8,8 @@ rows come from `search.results`, so every number here is the one `results` print
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from search.analysis.recommend import recommend
 from search.analysis.results import MEASURED
 from search.analysis.stats import CONFIDENCE
 from search.noise import BASELINE
-from search.study.record import CURVES_ATTR, SPEC_ATTR, TrialRecord
+from search.study.record import CURVES_ATTR, SPEC_ATTR, TrialRecord, stored_weights
 
 if TYPE_CHECKING:
     import optuna
@@ -202,6 +202,9 @@ class ReportData:
     race: tuple[RaceRow, ...] = ()  # a racing study's configurations, most seeds first
     pruned: int = 0  # configurations racing stopped: done
     profiles: tuple[Profile, ...] = ()  # [robustness]: measured configurations, results order
+    # Repeat 0's final weights of the baseline and the best, as stored (None: not stored), for
+    # the decision boundaries (report.boundary.with_boundaries).
+    weights: Mapping[str, tuple[np.ndarray, ...] | None] = field(default_factory=dict)
 
     @property
     def race_maximum(self) -> int:
@@ -312,10 +315,11 @@ def _config(row: dict[str, Any], trial: Any) -> ConfigData:
         train_values=(stored and stored.train_values) or (), reason=row.get("pruned_reason"))
 
 
-def collect(study: optuna.Study, *, boundaries: bool = True,
-            progress: Progress | None = None) -> ReportData:
-    """Everything the report shows, read from the study (decision boundaries: through the
-    study's engine, see report.boundary). Raises NoiseSearchError if nothing is complete."""
+def collect(study: optuna.Study, *, progress: Progress | None = None) -> ReportData:
+    """Everything the report shows that the study stores, read and nothing else: no model is
+    trained here (decision boundaries are their own step, report.boundary.with_boundaries,
+    which may retrain, and so is kept out of the storage's retries). Raises StudyError if
+    nothing is complete."""
     res = results_module.collect(study)
     results_module.require_completed(res)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -333,13 +337,12 @@ def collect(study: optuna.Study, *, boundaries: bool = True,
         pruned=p.pruned, profiles=profiles_of(res.rows),
     )
     curves, notes = _curves(data, trials)
-    data = replace(data, curves=curves, notes=(*notes, *_missing_figures(data)))
-    if boundaries:
-        from search.report.boundary import decision_boundaries
-
-        found, points, why = decision_boundaries(data, trials, progress)
-        data = replace(data, boundaries=found, points=points, notes=(*data.notes, *why))
-    return data
+    # Repeat 0's stored weights of the configurations a boundary is drawn for (read here, so
+    # that drawing needs no storage).
+    weights = {c.config: stored_weights(trials[c.trial])
+               for c in (data.baseline, data.best) if c is not None}
+    return replace(data, curves=curves, notes=(*notes, *_missing_figures(data)),
+                   weights=weights)
 
 
 def _missing_figures(data: ReportData) -> tuple[str, ...]:

@@ -91,7 +91,7 @@ def save_after_run(study: optuna.Study, results: StudyResults,
         warn(f"figures for optuna-dashboard not saved: {exc}")
         return None
     try:
-        data = retrying(build, "reading the study for the figures")
+        data = build()  # reads through the retry policy itself; may train (boundaries)
         return retrying(lambda: save_to_dashboard(study, data),
                         "saving the figures into the study")
     except DRAWING_FAILURES as exc:  # the study itself is intact: report, do not fail the run
