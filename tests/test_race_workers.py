@@ -25,7 +25,7 @@ STUDY = """\
 [study]
 name = "race"
 seed = 5
-repeats = 12
+repeats = 15
 record_every = 5
 
 [data]
@@ -44,8 +44,8 @@ placements = ["input", "hidden_pre"]
 std = [0.1, 0.2, 0.3]
 
 [racing]
-first = 4
-each = 4
+first = 5
+each = 5
 """
 
 
@@ -121,11 +121,11 @@ def test_three_racing_workers_one_killed_every_block_once(storage_url, tmp_path)
     recorded = Counter()
     for key, t in final.items():
         blocks = record.stored_blocks(t)
-        assert [b["repeats"] for b in blocks] == [[s, s + 4] for s in
-                                                  range(0, t.user_attrs["repeats"], 4)]
+        assert [b["repeats"] for b in blocks] == [[s, s + 5] for s in
+                                                  range(0, t.user_attrs["repeats"], 5)]
         recorded.update((key, *b["repeats"]) for b in blocks)
         assert sorted(t.intermediate_values) == list(range(t.user_attrs["repeats"]))
     assert recorded == ended  # what was trained to the end is what was recorded, once
     assert final["none"].state == final["input:0.1"].state == TrialState.COMPLETE
     assert final["input:0.3"].state == TrialState.PRUNED
-    assert final["input:0.3"].user_attrs["repeats"] == 4
+    assert final["input:0.3"].user_attrs["repeats"] == 5
