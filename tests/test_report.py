@@ -190,8 +190,11 @@ def test_summary_table_shows_the_corruption_errors_with_their_legend(collected):
         line = next(li for li in note.splitlines() if li.startswith(f"| `{row['config']}` |"))
         assert line.endswith(f"| {fmt.number(row['ce'], 3)} | "
                              f"{fmt.number(row['relative_ce'], 3)} |")
-    clean, robust = data.table_notes
+    clean, robust, *needed = data.table_notes
     assert robust == fmt.ROBUST_NOTE  # the same words as under `results`
+    # The seeds a comparison that is not significant would need, as under `results` too.
+    assert needed == [fmt.seeds_needed_note(data.rows)] and "seeds needed" in needed[0]
+    assert needed[0] in note
     assert clean in note and robust in note
     page = report.render_html(data, [])
     assert "<th>CE</th><th>rel. CE</th>" in page

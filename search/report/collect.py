@@ -269,10 +269,12 @@ class ReportData:
     @property
     def table_notes(self) -> tuple[str, ...]:
         """The legend under the summary table, made from the columns it shows: a paragraph
-        for the clean columns and one for the robust ones."""
+        for the clean columns, one for the robust ones, and the seeds a comparison that is
+        not significant would need (as under `results`' table)."""
         clean = [c for c in self.table_columns if c not in fmt.ROBUST_COLUMNS + ("pareto",)]
         robust = [c for c in self.table_columns if c not in clean]
-        return tuple(note for note in (fmt.legend(clean), fmt.legend(robust)) if note)
+        return tuple(note for note in (fmt.legend(clean), fmt.legend(robust),
+                                       fmt.seeds_needed_note(self.rows)) if note)
 
     def shown_profiles(self) -> tuple[Profile, ...]:
         """The profile curves drawn: the baseline, then the most robust configuration of each
