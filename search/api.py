@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from search.errors import NoiseSearchError
 
@@ -207,6 +207,10 @@ class Study:
 
         return f"Study({self.name!r}, storage={mask_password(self.storage)!r})"
 
+    def load(self) -> optuna.Study:
+        """The Optuna study itself (for Optuna's own tools), read through the retry policy."""
+        return self._load()
+
     def _load(self) -> optuna.Study:
         from search.analysis.results import load_study
         from search.storage import retrying
@@ -305,16 +309,18 @@ def delete_study(name: str, storage: str | None = None, force: bool = False) -> 
 # --- running -------------------------------------------------------------------------------
 
 
-def run(study_file: str | Path, overrides: Mapping[str, Any] | None = None,
+def run(study_file: str | Path, overrides: Mapping[str, Any] | Sequence[str] | None = None,
         storage: str | None = None, study_name: str | None = None, workers: int = 1,
-        quiet: bool = False, on_start: Callable[[Any, Any, Any], None] | None = None,
-        on_done: Callable[[Any], None] | None = None) -> Study:
+        quiet: bool = False, reporter: Callable[[Any, Any, Any], Reporter] | None = None,
+        ) -> Study:
     """Run (or resume) the study a study file describes, as `noise-search run` does.
 
-    ``overrides`` maps dotted keys to values, as ``--set`` (``{"study.repeats": 5}``).
-    Everything is validated before the storage is opened. ``quiet=False`` shows a progress
-    bar (tqdm.auto: a widget in a notebook). ``on_start(spec, study, data)`` and
-    ``on_done(outcome)`` are the CLI's hooks for its header and per-configuration lines.
+    ``overrides`` maps dotted keys to values, as ``--set`` (``{"study.repeats": 5}``), or is
+    the ``--set`` items themselves (``["study.repeats=5"]``). Everything is validated before
+    the storage is opened. ``quiet=False`` shows a progress bar (tqdm.auto: a widget in a
+    notebook); ``reporter(spec, study, data)``, if given, makes what reports progress instead
+    (the CLI's header and per-configuration lines): its ``done(outcome)`` is called as each
+    configuration (or racing block) finishes, its ``close()`` at the end.
     """
     from search import spec as spec_module
     from search.data import load_dataset
@@ -324,7 +330,9 @@ def run(study_file: str | Path, overrides: Mapping[str, Any] | None = None,
     quiet_tensorflow_logging()
     if workers < 1:
         raise NoiseSearchError(f"run: 'workers' must be >= 1; got {workers}")
-    spec = spec_module.load(Path(study_file), override_items(overrides), study_name)
+    items = (override_items(overrides) if overrides is None or isinstance(overrides, Mapping)
+             else list(overrides))
+    spec = spec_module.load(Path(study_file), items, study_name)
     url = resolve_url(storage)
     if workers > 1:
         check_shareable(url)
@@ -334,48 +342,48 @@ def run(study_file: str | Path, overrides: Mapping[str, Any] | None = None,
 
         check_fits_data(spec, data)
     rdb = open_storage(url)
-    with _Progress(quiet, on_done) as progress:
-        if workers > 1:  # the workers train; this process only opens the study
-            from search.study.opening import open_study as open_optuna_study
-            from search.workers import run_workers
+    make = reporter or (lambda spec, study, data: _Bar(spec, study, quiet))
+    if workers > 1:  # the workers train; this process only opens the study and reports
+        from search.study.opening import open_study as open_optuna_study
+        from search.workers import run_workers
 
-            study = open_optuna_study(spec, rdb)
-            progress.start(spec, study, data, on_start)
-            run_workers(spec, url, workers, on_done=progress.done)
-        else:
-            from search.interrupts import catch_interrupts
-            from search.startup import load_tensorflow
-            from search.study.runner import StudyRunner
+        study = open_optuna_study(spec, rdb)
+        report = make(spec, study, data)
+        try:
+            run_workers(spec, url, workers, on_done=report.done)
+        finally:
+            report.close()
+    else:
+        from search.interrupts import catch_interrupts
+        from search.startup import load_tensorflow
+        from search.study.runner import StudyRunner
 
-            load_tensorflow()  # quietly: the Keras engines import it lazily, while training
-            runner = StudyRunner(spec, rdb, data=data)
-            study = runner.study
-            progress.start(spec, study, data, on_start)
+        load_tensorflow()  # quietly: the Keras engines import it lazily, while training
+        runner = StudyRunner(spec, rdb, data=data)
+        report = make(spec, runner.study, data)
+        try:
             with catch_interrupts() as stop:
-                runner.run(on_done=progress.done, stop=stop)
+                runner.run(on_done=report.done, stop=stop)
+        finally:
+            report.close()
     return Study(spec.study.name, url)
 
 
-class _Progress:
-    """A progress bar over the study's configurations (tqdm.auto), and the caller's hooks."""
+class Reporter(Protocol):
+    """What reports a run's progress (`run`'s ``reporter``)."""
 
-    def __init__(self, quiet: bool, on_done: Callable[[Any], None] | None) -> None:
-        self.quiet, self.on_done = quiet, on_done
+    def done(self, outcome: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Bar:
+    """The API's progress: a tqdm.auto bar over the study's configurations (none if quiet)."""
+
+    def __init__(self, spec: Any, study: Any, quiet: bool) -> None:
         self.bar: Any = None
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def start(self, spec: Any, study: Any, data: Any,
-              on_start: Callable[[Any, Any, Any], None] | None) -> None:
-        if on_start is not None:
-            on_start(spec, study, data)
-        if self.on_done is not None or self.quiet:
-            return  # the caller shows progress its own way
+        if quiet:
+            return
         from tqdm.auto import tqdm
 
         from search.storage import retrying
@@ -387,9 +395,11 @@ class _Progress:
         self.bar = tqdm(total=meta.total if meta is not None else None, initial=done,
                         unit="config", desc=spec.study.name)
 
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
     def done(self, outcome: Any) -> None:
-        if self.on_done is not None:
-            self.on_done(outcome)
         if self.bar is not None:
             from optuna.trial import TrialState
 

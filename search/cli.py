@@ -21,7 +21,7 @@ import click
 
 from search import format as fmt_
 from search.errors import DEBUG_ENV, NoiseSearchError, debugging
-from search.interrupts import catch_interrupts, sigterm_as_interrupt
+from search.interrupts import sigterm_as_interrupt
 
 # TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users; this must be
 # set before TensorFlow is first imported.
@@ -58,41 +58,22 @@ def cli(debug: bool) -> None:
 def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         study_name: str | None, quiet: bool, workers: int) -> int:
     """Run (or resume) the study described by STUDY_FILE."""
-    from search import spec as spec_module
-    from search.data import load_dataset
-    from search.storage import check_shareable, open_storage, resolve_url, retrying
-
-    # Validate everything the file says before touching storage or TensorFlow.
-    spec = spec_module.load(study_file, list(overrides), study_name)
-    url = resolve_url(storage)
-    if workers > 1:
-        check_shareable(url)
-    data = load_dataset(spec)  # bad CSV data fails here, before the storage is opened or created
-    if spec.model.builder is not None:  # and a model of the user's that does not fit the data
-        from search.builder import check_fits_data
-
-        check_fits_data(spec, data)
-    rdb = open_storage(url)
-    if workers > 1:  # the workers train; this process only opens the study and prints
-        from search.study.opening import open_study
-        from search.workers import run_workers
-
-        study = open_study(spec, rdb)
-        with _ProgressLines(spec, study, url, quiet, data) as lines:
-            run_workers(spec, url, workers, on_done=lines.done)
-    else:
-        from search.study.runner import StudyRunner
-        from search.usercode import load_tensorflow
-
-        load_tensorflow()  # quietly: the Keras engines import it lazily, while training
-        runner = StudyRunner(spec, rdb, data=data)
-        study = runner.study
-        with _ProgressLines(spec, study, url, quiet, data) as lines, \
-                catch_interrupts() as stop:
-            runner.run(on_done=lines.done, stop=stop)
+    from search import api
     from search.analysis.results import collect
+    from search.storage import resolve_url, retrying
 
+    url = resolve_url(storage)
+    spec_of_run: list[Any] = []
+
+    def lines(spec: Any, study: Any, data: Any) -> _ProgressLines:
+        spec_of_run.append(spec)
+        return _ProgressLines(spec, study, url, quiet, data)
+
+    # search.run validates everything the file says before touching storage or TensorFlow.
+    study = api.run(study_file, list(overrides), url, study_name, workers, quiet,
+                    reporter=lines).load()
     results = retrying(lambda: collect(study), "reading the results")
+    spec = spec_of_run[0]
     _print_summary(results, spec.study.repeats if spec.racing is not None else None)
     _save_to_dashboard_after_run(study, results, quiet)
     return 0
@@ -127,10 +108,7 @@ class _ProgressLines:
                         dynamic_ncols=True, file=sys.stderr)
         self.baseline: float | None = None
 
-    def __enter__(self) -> _ProgressLines:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self.bar.close()
 
     def done(self, outcome: Any) -> None:
