@@ -193,13 +193,11 @@ def versus(own: list[float], reference: list[float], maximize: bool,
     p describe the same pairs; Welch on all of them."""
     paired = compare_paired(own, reference, maximize=maximize)
     welch = stats.compare(own, reference, maximize=maximize)
-    n = paired.n
-    seeds = welch if welch.pairs else stats.compare(own[:n], reference[:n], maximize=maximize)
     low, high = stats.clip((paired.diff_ci_low, paired.diff_ci_high),
                            stats.bounds_of(metric, difference=True))
     return Versus(paired.diff, low, high, paired.p_paired, paired.p_wilcoxon, None,
                   welch.p_value, paired.p_improve, paired.p_improve_low,
-                  paired.p_improve_high, welch.cohen_d, seeds.win_share, seeds.tie_share,
+                  paired.p_improve_high, welch.cohen_d, welch.win_share, welch.tie_share,
                   paired.test)
 
 
@@ -313,11 +311,6 @@ def compare_configs(results: StudyResults, a: str, b: str) -> Pair:
     row_a, row_b = _find(results, a), _find(results, b)
     a_values, b_values = results.values[row_a["config"]], results.values[row_b["config"]]
     comparison = stats.compare(a_values, b_values, maximize=results.maximize)
-    if not comparison.pairs:  # one was stopped early by racing: wins on the shared seeds
-        n = min(len(a_values), len(b_values))
-        shared = stats.compare(a_values[:n], b_values[:n], maximize=results.maximize)
-        comparison = dataclasses.replace(comparison, pairs=shared.pairs, wins=shared.wins,
-                                         ties=shared.ties, losses=shared.losses)
     paired = _bounded(compare_paired(a_values, b_values, maximize=results.maximize),
                       results.metric)
     ra, rb = (results.robust_values.get(row["config"]) for row in (row_a, row_b))

@@ -145,7 +145,7 @@ class Comparison:
     and p-value are Welch's (no equal-variance assumption). ``wins`` / ``ties`` /
     ``losses`` count seeds, pairing repeat r with repeat r of the reference (they
     share initial weights and data order); a win is "better" in the study's
-    direction. None marks what is undefined, never NaN.
+    direction, on the seeds both have. None marks what is undefined, never NaN.
     """
 
     n: int
@@ -220,14 +220,14 @@ def compare(values: ArrayLike, reference: ArrayLike, maximize: bool = True,
         ci = test.confidence_interval(confidence_level=confidence)
         low, high = _finite_or_none(float(ci.low)), _finite_or_none(float(ci.high))
         p = _finite_or_none(float(test.pvalue))
-    pairs = wins = ties = losses = 0
-    if a.size == b.size:  # pairing by seed only makes sense for the same repeats
-        gap = np.where(np.abs(a - b) <= TIE_TOLERANCE, 0.0, a - b)
-        better = gap > 0 if maximize else gap < 0
-        same = gap == 0.0
-        pairs = int(a.size)
-        wins, ties = int(better.sum()), int(same.sum())
-        losses = pairs - wins - ties
+    # Same-seed wins on the seeds both have: repeat r with repeat r (a configuration stopped
+    # early by racing has the first seeds only).
+    pairs = min(a.size, b.size)
+    gap = a[:pairs] - b[:pairs]
+    gap = np.where(np.abs(gap) <= TIE_TOLERANCE, 0.0, gap)
+    better = gap > 0 if maximize else gap < 0
+    wins, ties = int(better.sum()), int((gap == 0.0).sum())
+    losses = pairs - wins - ties
     return Comparison(int(a.size), int(b.size), diff, low, high, p, cohen_d(a, b), pairs, wins,
                       ties, losses)
 
