@@ -18,7 +18,7 @@ for classification.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,16 +43,20 @@ class NoiseSites:
     asks for them, as the built-in Keras engine seeds its noise layers, so repeat r's noise
     is the same draw in every configuration that puts noise on the same sites.
     ``repeat`` and ``study_seed`` say which repeat is being built, for builders that want
-    them (initial weights of their own, say).
+    them (initial weights of their own, say). ``layer``, if given, makes every site's layer
+    instead, from (site, its σ or None if the site is off): the jax engine's noise layers
+    (search.engine._replicas), one at every site, with σ a value the program is given.
     """
 
     def __init__(self, sigmas: Mapping[str, float], kind: str, seed: int | None = None,
-                 repeat: int = 0, study_seed: int = 0) -> None:
+                 repeat: int = 0, study_seed: int = 0,
+                 layer: Callable[[str, float | None], Any] | None = None) -> None:
         self.sigmas = dict(sigmas)
         self.kind = kind
         self.seed = seed
         self.repeat = repeat
         self.study_seed = study_seed
+        self.layer = layer
         self.asked: list[str] = []
         self._active = 0
 
@@ -66,6 +70,8 @@ class NoiseSites:
             raise NoiseSearchError(f"noise({site!r}) asked for twice: each site is one place "
                                    "in the model (name the places apart: conv1, conv2)")
         self.asked.append(site)
+        if self.layer is not None:
+            return self.layer(site, self.sigmas.get(site))
         sigma = self.sigmas.get(site, 0.0)
         if site not in self.sigmas:
             return keras.layers.Identity(name=f"noise_{site}")

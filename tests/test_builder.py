@@ -77,7 +77,7 @@ def test_digits_keep_their_shape_for_a_builder_and_are_flattened_for_the_mlp(tmp
                          placements='["input"]')
     s = spec_module.load(path)
     d = load_dataset(s)
-    assert s.study.engine == "keras" and s.task == "multiclass"
+    assert s.study.engine == "jax" and s.task == "multiclass"
     assert d.x_train.shape == (100, 8, 8) and d.x_test.shape == (1697, 8, 8)
     assert d.n_classes == 10 and d.n_features == 64
     assert d.x_train.min() == 0.0 and d.x_train.max() == 1.0  # every pixel scaled on train rows

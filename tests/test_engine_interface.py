@@ -48,9 +48,13 @@ print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
 def test_every_engine_declares_the_same_limits_light_and_loaded(name, write_study):
     declared = engine.limits(name)
     assert declared.NAME == name
-    assert declared.SITES and set(declared.SITES) <= set(SITE_NAMES)
+    assert set(declared.SITES) <= set(SITE_NAMES)
+    # An engine of the built-in MLP has its sites; one of builders only has the builder's.
+    assert bool(declared.SITES) == ("mlp" in declared.MODELS)
+    assert set(declared.MODELS) <= {"mlp", "builder"} and declared.MODELS
     loaded = engine.load(name)
-    assert (loaded.NAME, loaded.SITES) == (declared.NAME, declared.SITES)
+    assert (loaded.NAME, loaded.SITES, loaded.MODELS) == (declared.NAME, declared.SITES,
+                                                          declared.MODELS)
     for std in ("[0.1, 0.3]", "[0.1, 2.0]", "[1e8]"):
         # Loaded for the fast engine, which takes any σ; then asked of this engine directly.
         s = spec_module.load(write_study(), [f"noise.std={std}", "noise.kind='multiplicative'"])
@@ -62,7 +66,7 @@ def test_every_engine_declares_the_same_limits_light_and_loaded(name, write_stud
 def test_the_study_file_is_checked_by_the_engine_it_names(write_study, monkeypatch):
     """spec.py knows no engine's limits: it asks, and words the answer as its own."""
     fake = SimpleNamespace(
-        NAME="keras", SITES=("input",),
+        NAME="keras", SITES=("input",), MODELS=("mlp",),
         check=lambda s: [("model.epochs", f"must be <= 10 for this engine; got {s.model.epochs}")
                          ] if s.model.epochs > 10 else [])
     real = engine.limits

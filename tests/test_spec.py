@@ -211,6 +211,7 @@ def test_every_numeric_key_is_generated():
     # by adding its field, and this list says which ones exist today.
     assert {f"{s}.{k}" for s, k in NUMERIC_KEYS} == {
         "study.seed", "study.repeats", "study.n_trials", "study.record_every",
+        "study.max_replicas",
         "data.n_samples", "data.noise", "data.random_state", "data.n_train", "data.n_features",
         "data.n_informative", "data.n_classes", "data.centers", "data.cluster_std",
         "data.factor", "model.hidden", "model.epochs", "model.batch_size",

@@ -2,11 +2,13 @@
 
 ``fast`` is the batched XLA trainer used by default; ``keras`` (``keras_ref``) trains each
 repeat with real Keras layers and ``model.fit``, and is the oracle the fast engine is
-tested against.
+tested against; ``jax`` (``jax_builder``) trains every repeat of a model of the user's own
+(``model.builder``) in one compiled JAX program, the default with a builder, with the
+keras engine as its oracle.
 
 Every engine is a module satisfying :class:`Engine`. Its declarations (``NAME``, ``SITES``,
-``check``) also live in a light module, ``_<name>_limits``, that imports neither TensorFlow
-nor Keras: validating a study file asks the engine it names (:func:`limits`) in a
+``MODELS``, ``check``) also live in a light module, ``_<name>_limits``, that imports neither
+TensorFlow nor Keras: validating a study file asks the engine it names (:func:`limits`) in a
 fraction of a second, and a bad file never waits for TensorFlow to load. The engine module
 re-exports its declarations, so ``load(name)`` and ``limits(name)`` answer alike.
 
@@ -35,16 +37,19 @@ __all__ = ["NAMES", "Engine", "Limits", "TrainResult", "limits", "load", "startu
 
 # Every engine a study file may name (``study.engine``), with its module and its light
 # declarations module. Adding an engine means adding a line here and the two modules.
-NAMES = ("fast", "keras")
-_MODULES = {"fast": "search.engine.fast", "keras": "search.engine.keras_ref"}
-_LIMITS = {"fast": "search.engine._fast_limits", "keras": "search.engine._keras_limits"}
+NAMES = ("fast", "keras", "jax")
+_MODULES = {"fast": "search.engine.fast", "keras": "search.engine.keras_ref",
+            "jax": "search.engine.jax_builder"}
+_LIMITS = {"fast": "search.engine._fast_limits", "keras": "search.engine._keras_limits",
+           "jax": "search.engine._jax_limits"}
 
 
 class Limits(Protocol):
     """What an engine declares about the studies it can train (readable without TensorFlow)."""
 
-    NAME: str  # the ``study.engine`` value: "fast" | "keras"
+    NAME: str  # the ``study.engine`` value: "fast" | "keras" | "jax"
     SITES: tuple[str, ...]  # the noise sites it supports (values of search.noise.Site)
+    MODELS: tuple[str, ...]  # what it trains: "mlp" (the built-in), "builder" (the user's)
 
     def check(self, spec: StudySpec) -> list[tuple[str, str]]:
         """Problems this engine has with ``spec`` beyond its sites, as (key, message tail):
@@ -115,7 +120,14 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
 
 if TYPE_CHECKING:
     # mypy checks here that every engine module and declarations module fits the protocols.
-    from search.engine import _fast_limits, _keras_limits, fast, keras_ref
+    from search.engine import (
+        _fast_limits,
+        _jax_limits,
+        _keras_limits,
+        fast,
+        jax_builder,
+        keras_ref,
+    )
 
-    _ENGINES: tuple[Engine, ...] = (fast, keras_ref)
-    _DECLARATIONS: tuple[Limits, ...] = (_fast_limits, _keras_limits)
+    _ENGINES: tuple[Engine, ...] = (fast, keras_ref, jax_builder)
+    _DECLARATIONS: tuple[Limits, ...] = (_fast_limits, _keras_limits, _jax_limits)

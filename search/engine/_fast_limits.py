@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 NAME = "fast"
 SITES: tuple[str, ...] = tuple(SITE_NAMES)
+MODELS: tuple[str, ...] = ("mlp",)  # the built-in MLP only
 
 
 def check(spec: StudySpec) -> list[tuple[str, str]]:

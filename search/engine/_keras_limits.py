@@ -16,6 +16,7 @@ NAME = "keras"
 # Keras has layers (GaussianNoise, GaussianDropout) for these sites only; the reference engine
 # refuses the others rather than train something that is not the tutorial's code path.
 SITES: tuple[str, ...] = ("input", "hidden_pre", "hidden_post")
+MODELS: tuple[str, ...] = ("mlp", "builder")
 
 # keras.layers.GaussianNoise refuses a stddev outside [0, 1].
 MAX_ADDITIVE_SIGMA = 1.0

@@ -85,6 +85,7 @@ _keep_compiled_programs()
 NAME = "fast"
 # Every noise site: the engine draws its own noise, so no site depends on a Keras layer.
 SITES: tuple[str, ...] = tuple(site.value for site in Site)
+MODELS: tuple[str, ...] = ("mlp",)  # the built-in MLP only
 
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "relu": tf.nn.relu,

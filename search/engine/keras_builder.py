@@ -51,13 +51,19 @@ def clean_loss(pred: np.ndarray, y: np.ndarray, task: str) -> float:
     return float(np.mean(-np.log(p[np.arange(len(p)), y.reshape(-1).astype(np.int64)])))
 
 
-def _scores(model: Any, x: np.ndarray, y: np.ndarray, task: str,
-            metric: str) -> tuple[float, float]:
-    """(loss, metric) of one clean forward pass (``training=False``: noise layers off)."""
-    pred = np.asarray(model(x, training=False), dtype=np.float64)
+def scores(pred: Any, y: np.ndarray, task: str, metric: str) -> tuple[float, float]:
+    """(loss, metric) of a model's clean predictions ``pred`` of one set (both builder
+    engines score so: this one per model, the jax engine per replica)."""
+    pred = np.asarray(pred, dtype=np.float64)
     if task != "multiclass":
         pred = pred.reshape(len(pred), -1)
     return clean_loss(pred, y, task), metric_of(pred, y, task, metric)
+
+
+def _scores(model: Any, x: np.ndarray, y: np.ndarray, task: str,
+            metric: str) -> tuple[float, float]:
+    """(loss, metric) of one clean forward pass (``training=False``: noise layers off)."""
+    return scores(model(x, training=False), y, task, metric)
 
 
 def compile_model(model: Any, spec: StudySpec, task: str) -> Any:

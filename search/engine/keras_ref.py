@@ -36,14 +36,14 @@ from search.engine._common import (
     learning_rate,
     record_epochs,
 )
-from search.engine._keras_limits import NAME, SITES, check
+from search.engine._keras_limits import MODELS, NAME, SITES, check
 from search.noise import NoiseConfig, Site, baseline, site_name
 
 if TYPE_CHECKING:
     from search.data import Dataset
     from search.spec import StudySpec
 
-__all__ = ["NAME", "SITES", "build_model", "check", "clean_scores", "dense_weights",
+__all__ = ["MODELS", "NAME", "SITES", "build_model", "check", "clean_scores", "dense_weights",
            "dropout_rate", "fit_repeats", "make_optimizer", "make_recorder", "metric_of",
            "noise_layer", "output_activation", "predict", "repeat_seed", "train"]
 
