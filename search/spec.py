@@ -19,7 +19,7 @@ from typing import Any
 from search import data as datasets
 from search import engine
 from search.analysis.racing import MIN_FIRST
-from search.errors import NoiseSearchError
+from search.errors import SpecError
 from search.noise import (
     KINDS,
     SITE_NAMES,
