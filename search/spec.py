@@ -31,10 +31,6 @@ from search.noise import (
 )
 
 
-class SpecError(NoiseSearchError):
-    """A study file or --set override that cannot be used; the message says why."""
-
-
 class _Invalid(Exception):
     """Raised by a check: carries what is allowed, for the message."""
 
