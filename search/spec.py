@@ -210,6 +210,8 @@ CLASSIFICATION_METRICS = ("accuracy",)
 REGRESSION_METRICS = ("rmse", "mse", "r2")
 LOWER_IS_BETTER = frozenset({"rmse", "mse"})
 OBJECTIVES = ("clean", "robust", "both")
+# A builder's model trains on this engine unless the file names another (search/engine).
+BUILDER_ENGINE = "jax"
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,11 @@ class StudySection:
     objective: str = _key(choice(*OBJECTIVES), "clean",
                           doc="what Optuna optimises and results rank: the clean metric, the "
                               "robust score of [robustness], or both (multi-objective)")
+    # How many repeats train at once, not what they compute (repeat r is the same run in any
+    # block): resumable, and left out of the stored spec at its default.
+    max_replicas: int | None = _key(optional(integer(1)), None,
+                                    doc="most repeats the jax engine trains at once (memory); "
+                                        "default: as many as fit")
 
 
 @dataclass(frozen=True)
@@ -381,10 +388,11 @@ SECTIONS: dict[str, type] = {
 OPTIONAL_SECTIONS = frozenset({"robustness", "racing"})
 # Keys added to a section after studies were stored: to_dict() leaves them out at their
 # default, so an older stored spec (without them) still compares equal.
-_OMITTED_AT_DEFAULT = frozenset({"study.objective", "model.builder", "data.loader"})
+_OMITTED_AT_DEFAULT = frozenset({"study.objective", "model.builder", "data.loader",
+                                 "study.max_replicas"})
 
 # Keys that may change between runs of one study without mixing results.
-RESUMABLE_KEYS = frozenset({"study.n_trials"})
+RESUMABLE_KEYS = frozenset({"study.n_trials", "study.max_replicas"})
 
 
 @dataclass(frozen=True)
@@ -584,7 +592,7 @@ def from_dict(
             raise SpecError(f"{origin.file}: missing section [{name}]")
     if isinstance(tables["model"], dict) and tables["model"].get("builder") is not None \
             and isinstance(tables["study"], dict) and "engine" not in tables["study"]:
-        tables["study"] = {**tables["study"], "engine": "keras"}  # a builder's model is Keras
+        tables["study"] = {**tables["study"], "engine": BUILDER_ENGINE}
     built = {name: _build_section(cls, tables[name], name, origin)
              for name, cls in SECTIONS.items()
              if name in raw or name not in OPTIONAL_SECTIONS}
@@ -682,11 +690,18 @@ def _sites_are_built_in(spec: StudySpec) -> Problems:
     return []
 
 
-def _builder_runs_on_keras(spec: StudySpec) -> Problems:
-    if spec.model.builder is not None and spec.study.engine != "keras":
+def _engine_trains_the_model(spec: StudySpec) -> Problems:
+    """The engine trains this kind of model (its limits' MODELS: "mlp", "builder")."""
+    model = "mlp" if spec.model.builder is None else "builder"
+    if model in engine.limits(spec.study.engine).MODELS:
+        return []
+    able = [name for name in engine.NAMES if model in engine.limits(name).MODELS]
+    if model == "builder":
         return [("study.engine", f"= {spec.study.engine!r} cannot train 'model.builder' (a "
-                 "Keras model of your own); use 'keras', the default with a builder")]
-    return []
+                 f"Keras model of your own); use {BUILDER_ENGINE!r}, the default with a "
+                 f"builder, or {' or '.join(repr(a) for a in able if a != BUILDER_ENGINE)}")]
+    return [("study.engine", f"= {spec.study.engine!r} trains a model of your own "
+             f"('model.builder') only; use {' or '.join(map(repr, able))} for the built-in MLP")]
 
 
 def _builder_asks_for_sites(spec: StudySpec) -> Problems:
@@ -773,7 +788,7 @@ def _racing_fits_study(spec: StudySpec) -> Problems:
 
 _ACROSS_KEYS: tuple[Callable[[StudySpec], Problems], ...] = (
     _dataset_names_its_source, _rows_remain_to_test, _dataset_takes_its_values,
-    _metric_fits_task, _scale_target_fits_task, _sites_are_built_in, _builder_runs_on_keras,
+    _metric_fits_task, _scale_target_fits_task, _sites_are_built_in, _engine_trains_the_model,
     _engine_trains_every_site, _engine_limits, _placements_distinct, _grid_not_empty,
     _objective_has_robustness, _certify_is_classification, _racing_fits_study,
     _builder_asks_for_sites,
