@@ -94,17 +94,22 @@ def test_max_replicas_is_resumable_and_not_stored_at_its_default(tmp_path):
         spec_module.load(tmp_path / "mine.toml", ["study.max_replicas=0"])
 
 
+def both_engines(tmp_path: Path, robustness: str) -> tuple[object, object]:
+    """The baseline trained by the jax engine and by the keras engine, one batch per epoch."""
+    from search.engine import keras_builder
+
+    spec = study(tmp_path, epochs=20, batch_size=30, extra=robustness)
+    data = load_dataset(spec)
+    return (jax_builder.train(spec, data, baseline(spec.noise.kind)),
+            keras_builder.train(spec, data, baseline(spec.noise.kind)))
+
+
 def test_full_batch_without_noise_is_the_keras_engines_run_step_for_step(tmp_path):
     """One batch per epoch and no noise: data order and noise draws cannot differ, so the jax
     engine computes the keras engine's model.fit (TensorFlow) to float32 rounding, every
     curve point, the final weights and the robustness profiles on the same noisy inputs."""
-    from search.engine import keras_builder
-
-    spec = study(tmp_path, epochs=20, batch_size=30, extra=(
-        "[robustness]\ninput_std = [0.0, 0.2, 0.5]\ndraws = 4\n"))
-    data = load_dataset(spec)
-    ours = jax_builder.train(spec, data, baseline(spec.noise.kind))
-    theirs = keras_builder.train(spec, data, baseline(spec.noise.kind))
+    ours, theirs = both_engines(tmp_path, "[robustness]\ninput_std = [0.0, 0.2, 0.5]\n"
+                                          "draws = 4\n")
     assert ours.curve_epochs == theirs.curve_epochs == (5, 10, 15, 20)
     for name in ("test_loss", "train_loss"):
         np.testing.assert_allclose(ours.curves[name], theirs.curves[name], rtol=1e-5)
@@ -116,6 +121,14 @@ def test_full_batch_without_noise_is_the_keras_engines_run_step_for_step(tmp_pat
     assert ours.robustness.shape == (3, 3)
     np.testing.assert_allclose(ours.robustness, theirs.robustness, atol=1.5 / 70)
     assert not ours.diverged
+
+
+@pytest.mark.slow  # both engines certify by randomized smoothing: 20 s
+def test_certified_accuracy_is_the_keras_engines(tmp_path):
+    ours, theirs = both_engines(tmp_path, "[robustness]\ninput_std = [0.0, 0.2]\ndraws = 2\n"
+                                          "certify_std = 0.25\ncertify_n = 300\n")
+    assert ours.certified.shape == (3, 4)
+    np.testing.assert_allclose(ours.certified, theirs.certified, atol=1.5 / 70)
 
 
 def test_repeat_r_is_the_same_run_alone_in_a_block_or_in_chunks(tmp_path):
