@@ -4,7 +4,7 @@ JAX program, on Keras 3's JAX backend.
 Imported only in the jax engine's own process (search.engine.jax_builder), where Keras was
 imported with ``KERAS_BACKEND=jax``; the rest of noise-search runs Keras on TensorFlow.
 
-How (docs/ARCHITECTURE.md, decision 8). The builder's model is built once per placement and
+How (docs/ARCHITECTURE.md, decision 9). The builder's model is built once per placement and
 trained statelessly: ``model.stateless_call`` and ``optimizer.stateless_apply`` on arrays,
 so R repeats are R sets of arrays with a leading repeat axis, and one ``jax.jit`` program
 runs epochs a..b of all of them: ``lax.map`` over the repeats, a loop over the epochs, a
