@@ -409,7 +409,7 @@ def test_a_builder_study_runs_and_every_reader_works(tmp_path, capsys):
 def test_parity_with_the_built_in_keras_engine_seed_by_seed(tmp_path):
     """A builder that is the tutorial's MLP, started from the built-in engine's initial
     weights, gives the built-in Keras engine's test accuracies repeat by repeat."""
-    from search.engine import keras_ref
+    from search.engine import keras_builder, keras_ref
 
     (tmp_path / "mlp.py").write_text(textwrap.dedent("""\
         import keras
@@ -440,7 +440,7 @@ def test_parity_with_the_built_in_keras_engine_seed_by_seed(tmp_path):
     data = load_dataset(builtin)
     for a, b in zip(builtin.configurations(), built.configurations(), strict=True):
         assert a == b
-        ours = keras_ref.train(built, data, b)
+        ours = keras_builder.train(built, data, b)
         theirs = keras_ref.train(builtin, data, a)
         np.testing.assert_array_equal(ours.test_metric, theirs.test_metric)
         np.testing.assert_allclose(ours.test_loss, theirs.test_loss, rtol=1e-4)

@@ -42,6 +42,10 @@ _MODULES = {"fast": "search.engine.fast", "keras": "search.engine.keras_ref",
             "jax": "search.engine.jax_builder"}
 _LIMITS = {"fast": "search.engine._fast_limits", "keras": "search.engine._keras_limits",
            "jax": "search.engine._jax_limits"}
+# An engine that trains both kinds of model keeps a module for each: the keras engine trains
+# the built-in MLP in keras_ref and a builder's model in keras_builder, neither calling the
+# other (`for_study` picks).
+_BUILDER_MODULES = {"keras": "search.engine.keras_builder"}
 
 
 class Limits(Protocol):
@@ -98,7 +102,7 @@ def limits(name: str) -> Limits:
     return cast(Limits, importlib.import_module(_LIMITS[name]))
 
 
-def load(name: str) -> Engine:
+def load(name: str, builder: bool = False) -> Engine:
     """Import the engine a study names (and with it TensorFlow, which takes seconds).
 
     A worker calls this before it takes a trial, so that no trial is held while TensorFlow
@@ -106,16 +110,22 @@ def load(name: str) -> Engine:
     messages are kept out of the terminal (search.startup; --debug shows them).
     """
     _known(name)
-    module = _MODULES[name]
+    module = _BUILDER_MODULES.get(name, _MODULES[name]) if builder else _MODULES[name]
     if module in sys.modules:
         return cast(Engine, sys.modules[module])
     with stderr_captured():
         return cast(Engine, importlib.import_module(module))
 
 
+def for_study(spec: StudySpec) -> Engine:
+    """The engine module that trains ``spec``'s model: the engine it names, for its kind of
+    model (``load(spec.study.engine, builder=...)``)."""
+    return load(spec.study.engine, builder=spec.model.builder is not None)
+
+
 def train(spec: StudySpec, data: Dataset, config: NoiseConfig) -> TrainResult:
     """Train with the engine the study file names."""
-    return load(spec.study.engine).train(spec, data, config)
+    return for_study(spec).train(spec, data, config)
 
 
 if TYPE_CHECKING:
@@ -126,8 +136,9 @@ if TYPE_CHECKING:
         _keras_limits,
         fast,
         jax_builder,
+        keras_builder,
         keras_ref,
     )
 
-    _ENGINES: tuple[Engine, ...] = (fast, keras_ref, jax_builder)
+    _ENGINES: tuple[Engine, ...] = (fast, keras_ref, keras_builder, jax_builder)
     _DECLARATIONS: tuple[Limits, ...] = (_fast_limits, _keras_limits, _jax_limits)

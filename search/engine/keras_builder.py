@@ -24,8 +24,13 @@ import numpy as np
 
 from search import builder
 from search.engine._common import TrainResult
+from search.engine._keras_limits import MODELS, NAME, SITES, check
 from search.engine.keras_ref import fit_repeats, make_optimizer, metric_of, repeat_seed
 from search.noise import NoiseConfig, baseline
+
+# The keras engine's declarations (a builder's model is one it trains), re-exported so that
+# this module is an Engine as keras_ref is (engine.for_study loads it for builder studies).
+__all__ = ["MODELS", "NAME", "SITES", "check", "predict", "train"]
 
 if TYPE_CHECKING:
     from search.data import Dataset

@@ -199,10 +199,6 @@ def train(spec: StudySpec, data: Dataset, config: NoiseConfig,
     (racing) gives the numbers a full run gives for them."""
     import keras
 
-    if spec.model.builder is not None:  # a model of the user's own
-        from search.engine import keras_builder
-
-        return keras_builder.train(spec, data, config, repeats)
     chosen = range(spec.study.repeats) if repeats is None else repeats
     if weights is None:
         everyone = initial_weights(layer_sizes(data, spec.model), chosen.stop, spec.study.seed)
@@ -315,10 +311,6 @@ def predict(spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],
     The model is the study's architecture without noise layers: they are inactive in
     inference anyway, and the baseline's layers are the same Dense layers in the same order.
     """
-    if spec.model.builder is not None:
-        from search.engine import keras_builder
-
-        return keras_builder.predict(spec, data, weights, x)
     pairs = [(weights[i], weights[i + 1]) for i in range(0, len(weights), 2)]
     model = build_model(spec, data, baseline(spec.noise.kind), pairs)
     out = np.asarray(model.predict_on_batch(np.asarray(x, np.float32)), dtype=np.float64)

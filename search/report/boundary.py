@@ -59,7 +59,7 @@ def decision_boundaries(data: ReportData, progress: Progress | None,
     chosen = list({c.config: c for c in (data.baseline, data.best) if c is not None}.values())
     from search import engine
 
-    own = engine.load(spec.study.engine)
+    own = engine.for_study(spec)
     if not callable(getattr(own, "predict", None)):
         return (), None, (f"{NOT_AVAILABLE}: the {spec.study.engine} engine cannot predict "
                           "from weights",)

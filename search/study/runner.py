@@ -68,7 +68,7 @@ class StudyRunner:
         self.spec = spec
         self.storage = storage
         self.data = data if data is not None else load_dataset(spec)
-        self._train: Trainer = train or engine.load(spec.study.engine).train
+        self._train: Trainer = train or engine.for_study(spec).train
         self._stop: threading.Event | None = None
         self.study = open_study(spec, storage)
         meta = record.StudyMeta.read(self.study)
