@@ -137,7 +137,7 @@ def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeTrainer:
     returns the trainer. Worker processes started by `--workers` are not affected."""
     trainer = FakeTrainer()
     monkeypatch.setattr("search.engine.load",
-                        lambda name: SimpleNamespace(NAME=name, train=trainer))
+                        lambda name, builder=False: SimpleNamespace(NAME=name, train=trainer))
     return trainer
 
 

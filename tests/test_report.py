@@ -529,7 +529,7 @@ def test_reading_the_report_trains_nothing_and_reads_no_engine(finished, monkeyp
     from search import engine
     collect_module = importlib.import_module("search.report.collect")  # not report.collect()
 
-    def no_engine(name):
+    def no_engine(name, builder=False):
         raise AssertionError("reading the report's data loaded an engine")
 
     monkeypatch.setattr(engine, "load", no_engine)
@@ -548,7 +548,7 @@ def test_an_engine_that_cannot_predict_gives_a_note_not_another_engines_boundary
 
     study = optuna.load_study(study_name="tiny", storage=open_storage(finished))
     no_predict = SimpleNamespace(NAME="fast", train=engine.train)
-    monkeypatch.setattr(engine, "load", lambda name: no_predict)
+    monkeypatch.setattr(engine, "load", lambda name, builder=False: no_predict)
     data = report.with_boundaries(report.collect(study))
     assert data.boundaries == () and data.points is None
     assert data.notes == ("decision boundary not available: the fast engine cannot predict "
