@@ -48,7 +48,7 @@ def main() -> int:
         finally:
             os.close(fd)
 
-    engine.load = lambda name: SimpleNamespace(NAME=name, train=train)  # type: ignore
+    engine.load = lambda name, builder=False: SimpleNamespace(NAME=name, train=train)  # type: ignore
     from search.cli import main as cli_main
 
     return cli_main(argv)

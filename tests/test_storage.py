@@ -441,7 +441,7 @@ from types import SimpleNamespace
 import search.engine
 from tests.conftest import FakeTrainer
 trainer = FakeTrainer()
-search.engine.load = lambda name: SimpleNamespace(NAME=name, train=trainer)
+search.engine.load = lambda name, builder=False: SimpleNamespace(NAME=name, train=trainer)
 from search.storage import open_storage
 open_storage(sys.argv[2])  # a fresh database, then no file may grow past the limit
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails (EFBIG), as on a full disk
