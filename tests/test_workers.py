@@ -165,8 +165,8 @@ def test_interrupted_local_workers_stop_cleanly_and_resume(storage_url, tmp_path
     trials = {t.number: t for t in _trials(storage_url)}
     # Child processes (not the command itself) held the trials; each was failed cleanly.
     # (That they were two different workers held in every run until 7 December 2026; in two
-    # full CI runs on PostgreSQL one worker was recorded on both trials since: under
-    # investigation, see the closing note of that session. What users rely on is below.)
+    # full CI runs on PostgreSQL one worker was recorded on both trials since, which a run of
+    # this test alone does not reproduce: not yet explained. What users rely on is below.)
     assert _worker_id(parent) not in {t.user_attrs[WORKER_ATTR] for t in running}
     for t in running:
         assert trials[t.number].state == TrialState.FAIL
