@@ -9,6 +9,7 @@ weights the fast engine starts from.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,26 @@ CURVE_NAMES = ("test_metric", "train_metric", "test_loss", "train_loss")
 # (random streams, data order, initial weights, a training step), so that a study is never
 # resumed across such a change with old and new trials mixed.
 ENGINE_VERSION = 4
+
+
+# Where the engines keep compiled programs between runs ('' turns it off).
+CACHE_ENV = "NOISE_SEARCH_XLA_CACHE"
+
+
+def xla_cache_dir(name: str) -> str | None:
+    """The directory an engine keeps its compiled programs in: $NOISE_SEARCH_XLA_CACHE, else
+    ~/.cache/noise-search/<name> (``name`` says the compiler and its version); made if
+    missing. None when the variable is '' or the directory cannot be made: no cache is only
+    slower."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.environ.get(CACHE_ENV, os.path.join(base, "noise-search", name))
+    if not path:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    return path
 
 
 def learning_rate(model: ModelSpec) -> float:

@@ -50,7 +50,7 @@ import keras
 import numpy as np
 
 from search import builder
-from search.engine._common import CURVE_NAMES, TrainResult, record_epochs
+from search.engine._common import CURVE_NAMES, TrainResult, record_epochs, xla_cache_dir
 from search.engine.keras_builder import LOSSES, scores
 from search.engine.keras_ref import make_optimizer, repeat_seed
 from search.noise import NoiseConfig, site_name
@@ -64,8 +64,6 @@ if keras.backend.backend() != "jax":  # jax_builder starts this process with KER
     raise ImportError(f"search.engine._replicas needs Keras on JAX (KERAS_BACKEND=jax); "
                       f"Keras runs on {keras.backend.backend()!r} in this process")
 
-# The fast engine's variable (engine/fast.py): where compiled programs are kept between runs.
-CACHE_ENV = "NOISE_SEARCH_XLA_CACHE"
 
 
 def _keep_compiled_programs() -> None:
@@ -73,15 +71,9 @@ def _keep_compiled_programs() -> None:
     run, or another worker, of the same model loads them instead of compiling (seconds per
     placement). $NOISE_SEARCH_XLA_CACHE names the directory ('' turns it off); default
     ~/.cache/noise-search/xla-jax<version>, beside the fast engine's."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.environ.get(CACHE_ENV,
-                          os.path.join(base, "noise-search", f"xla-jax{jax.__version__}"))
-    if not path:
+    path = xla_cache_dir(f"xla-jax{jax.__version__}")
+    if path is None:
         return
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        return  # no cache is only slower
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # not eager ops
 

@@ -47,6 +47,7 @@ from search.engine._common import (
     layer_sizes,
     learning_rate,
     record_epochs,
+    xla_cache_dir,
 )
 from search.noise import NoiseConfig, Site
 
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 # One tf.function per program key is intended, not a retracing problem.
 tf.get_logger().setLevel("ERROR")
 
-CACHE_ENV = "NOISE_SEARCH_XLA_CACHE"
 
 
 def _keep_compiled_programs() -> None:
@@ -68,14 +68,9 @@ def _keep_compiled_programs() -> None:
     program. Read when the first program compiles, so it is set here, at import."""
     if "tf_xla_persistent_cache_directory" in os.environ.get("TF_XLA_FLAGS", ""):
         return  # the user chose
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.environ.get(CACHE_ENV, os.path.join(base, "noise-search", f"xla-tf{tf.__version__}"))
-    if not path:
+    path = xla_cache_dir(f"xla-tf{tf.__version__}")
+    if path is None:
         return
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        return  # no cache is only slower
     flags = os.environ.get("TF_XLA_FLAGS", "")
     os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={path}".strip()
 
