@@ -31,8 +31,31 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int], None]
 
 
+class _Raced:
+    """A configuration as figures name it: ``config``, ``n`` seeds, ``stopped`` by racing and
+    why (``reason``); `ConfigData` and `Profile` both have them."""
+
+    config: str
+    n: int | None
+    reason: str | None
+
+    if TYPE_CHECKING:  # a field of Profile, a property of ConfigData
+        @property
+        def stopped(self) -> bool: ...
+
+    @property
+    def label(self) -> str:
+        """Its name where configurations are listed: a stopped one says so."""
+        return stopped_label(self.config) if self.stopped else self.config
+
+    @property
+    def status(self) -> str:
+        """How far it ran, for a figure's hover text."""
+        return race_status(self.n, self.stopped, self.reason)
+
+
 @dataclass(frozen=True)
-class ConfigData:
+class ConfigData(_Raced):
     """One configuration as the figures need it; numbers are the stored ones."""
 
     config: str
@@ -67,16 +90,6 @@ class ConfigData:
     @property
     def measured(self) -> bool:
         return self.state in MEASURED
-
-    @property
-    def label(self) -> str:
-        """Its name where configurations are listed: a stopped one says so."""
-        return stopped_label(self.config) if self.stopped else self.config
-
-    @property
-    def status(self) -> str:
-        """How far it ran, for a figure's hover text."""
-        return race_status(self.n, self.stopped, self.reason)
 
     @property
     def sigma(self) -> float | None:
@@ -145,7 +158,7 @@ class Points:
 
 
 @dataclass(frozen=True)
-class Profile:
+class Profile(_Raced):
     """[robustness]: one configuration's metric under test-time input noise, per test σ (the
     `robustness` entries of its result row: mean over seeds, 95% CI, paired Δ vs baseline)."""
 
@@ -160,14 +173,6 @@ class Profile:
     n: int | None = None  # seeds
     stopped: bool = False  # stopped early by racing
     reason: str | None = None  # why
-
-    @property
-    def label(self) -> str:
-        return stopped_label(self.config) if self.stopped else self.config
-
-    @property
-    def status(self) -> str:
-        return race_status(self.n, self.stopped, self.reason)
 
 
 @dataclass(frozen=True)
