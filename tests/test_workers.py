@@ -74,6 +74,14 @@ def _running(url: str) -> list[optuna.trial.FrozenTrial]:
             if t.state == TrialState.RUNNING and WORKER_ATTR in t.user_attrs]
 
 
+def _running_if(url: str, n: int) -> list[optuna.trial.FrozenTrial] | None:
+    """The trials being trained when there are ``n``, from that one read of the study: a
+    second read can find one of them finished and the next not yet started (then one trial
+    and one worker; seen in full CI runs on PostgreSQL under load)."""
+    running = _running(url)
+    return running if len(running) == n else None
+
+
 def _wait_for(predicate, timeout: float, what: str, procs=()):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -152,8 +160,8 @@ def test_interrupted_local_workers_stop_cleanly_and_resume(storage_url, tmp_path
     args = ["run", str(path), "--storage", storage_url, "--workers", "2"]
     parent = _spawn(args, tmp_path / "first.log")
     try:
-        running = _wait_for(lambda: len(_running(storage_url)) == 2 and _running(storage_url),
-                            120, "2 trials in training", [parent])
+        running = _wait_for(lambda: _running_if(storage_url, 2), 120, "2 trials in training",
+                            [parent])
         parent.send_signal(sig)
         assert parent.wait(60) == 130
     finally:
@@ -163,12 +171,14 @@ def test_interrupted_local_workers_stop_cleanly_and_resume(storage_url, tmp_path
     assert "interrupted; the trial in progress is marked failed" in log, log
     assert "Traceback" not in log, log
     trials = {t.number: t for t in _trials(storage_url)}
-    # Child processes (not the command itself) held the trials; each was failed cleanly.
-    # (That they were two different workers held in every run until 7 December 2026; in two
-    # full CI runs on PostgreSQL one worker was recorded on both trials since, which a run of
-    # this test alone does not reproduce: not yet explained. What users rely on is below.)
+    # Two child processes (not the command itself) held the trials.
+    assert len({t.user_attrs[WORKER_ATTR] for t in running}) == 2
     assert _worker_id(parent) not in {t.user_attrs[WORKER_ATTR] for t in running}
-    for t in running:
+    # Each was failed cleanly, unless it finished before its worker got the signal: a worker
+    # can start seconds after the other under load, its first trial then close to its end.
+    interrupted = [t for t in running if trials[t.number].state != TrialState.COMPLETE]
+    assert interrupted
+    for t in interrupted:
         assert trials[t.number].state == TrialState.FAIL
         assert trials[t.number].user_attrs["failure"] == "interrupted"
     assert not [t for t in trials.values() if t.state == TrialState.RUNNING]
@@ -176,7 +186,7 @@ def test_interrupted_local_workers_stop_cleanly_and_resume(storage_url, tmp_path
     assert main(["run", str(path), "--storage", storage_url]) == 0
     _assert_each_grid_point_complete_once(storage_url, path)
     out = capsys.readouterr().out
-    for t in running:  # the interrupted configurations were trained again
+    for t in interrupted:  # the interrupted configurations were trained again
         assert out.count(f"  {t.user_attrs[CONFIG_ATTR]} ") == 1
 
 
