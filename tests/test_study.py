@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from search import spec as spec_module
 from search.cli import main
 from search.storage import open_storage
-from search.study.record import CURVES_ATTR, stored_weights
+from search.study.record import CURVES_ATTR, stored_blocks, stored_weights
 
 
 def _run(study_file, url, *extra):
@@ -49,6 +49,11 @@ def test_every_grid_point_runs_once_with_its_statistics(write_study, sqlite_url)
         assert a["test_ci_low"] <= a["test_mean"] <= a["test_ci_high"]
         assert a["train_mean"] == pytest.approx(np.mean(a["train_values"]))
         assert t.value == pytest.approx(a["test_mean"])
+        # Recorded as every study records: in blocks, here one block of all the repeats, the
+        # values per repeat rounded from its full-precision ones.
+        (block,) = stored_blocks(t)
+        assert block["repeats"] == [0, 3]
+        assert a["test_values"] == [round(v, 6) for v in block["test_metric"]]
         # Intermediate values: the mean clean test curve, one per record point.
         assert sorted(t.intermediate_values) == [5, 10, 15, 20]
         assert t.intermediate_values[20] == pytest.approx(a["test_mean"], abs=1e-6)

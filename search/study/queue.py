@@ -127,8 +127,8 @@ def enqueue_missing(study: optuna.Study, spec: StudySpec, configs: list[NoiseCon
     for config in configs:
         if config.key in taken:
             continue
-        blocks = race.carried(trials, config.key) if spec.racing is not None else {}
-        if blocks:  # a raced configuration's retry keeps the seeds it has: none is run twice
+        blocks = race.carried(trials, config.key)
+        if blocks:  # a retry keeps the blocks of seeds recorded: none is trained twice
             study.add_trial(optuna.trial.create_trial(
                 state=TrialState.WAITING, user_attrs=record.queued_attrs(config),
                 system_attrs={"fixed_params": trial_params(config, spec), **blocks}))

@@ -1,12 +1,14 @@
-"""Racing on the Optuna side (a study file's [racing] section; the rule is analysis/racing.py).
+"""Blocks of seeds and racing on the Optuna side (a study file's [racing] section; the rule is
+analysis/racing.py).
 
-A configuration is still one trial. Its seeds are trained in blocks that end at the race's
-checkpoints (first, first + each, ..., study.repeats); each block is recorded in one trial
-system attribute (study/record.py, BLOCK_ATTR_PREFIX), so it is recorded entirely or not at
-all, and the trial's aggregates, curves and intermediate values (step = repeat index) are
-derived from its blocks. Between blocks the trial is WAITING again: RUNNING -> WAITING is a
-state change Optuna's storage allows, and `fail_stale_trials` only looks at RUNNING trials,
-so a parked trial never goes stale.
+Every configuration is one trial, trained in blocks of seeds (`Schedule`): a study that does
+not race has one block of study.repeats; a race's blocks end at its checkpoints (first,
+first + each, ..., study.repeats). Each block is recorded in one trial system attribute
+(study/record.py, BLOCK_ATTR_PREFIX), so it is recorded entirely or not at all, and the
+trial's aggregates, curves and intermediate values are derived from its blocks. Between
+blocks the trial is WAITING again: RUNNING -> WAITING is a state change Optuna's storage
+allows, and `fail_stale_trials` only looks at RUNNING trials, so a parked trial never goes
+stale.
 
 A trial parked at a checkpoint is not taken until that round is decided. When every
 configuration still racing has its seeds up to the checkpoint, `advance` runs the decision
@@ -19,6 +21,7 @@ so no recorded block is ever trained twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import optuna
@@ -42,11 +45,30 @@ def settings(spec: StudySpec) -> RaceSettings | None:
                         len(spec.configurations()))
 
 
-def next_block(seeds: int, race: RaceSettings) -> range:
-    """The repeats a configuration with ``seeds`` recorded trains next: up to the next
-    checkpoint. Empty when it has them all."""
-    stop = next((c for c in race.checkpoints() if c > seeds), seeds)
-    return range(seeds, stop)
+@dataclass(frozen=True)
+class Schedule:
+    """The blocks of seeds every configuration is trained in, and the race that decides after
+    each block (None: a study that does not race trains one block of all study.repeats)."""
+
+    checkpoints: tuple[int, ...]  # seeds recorded after each block; the last is study.repeats
+    race: RaceSettings | None
+
+    @property
+    def maximum(self) -> int:
+        return self.checkpoints[-1]
+
+    def next_block(self, seeds: int) -> range:
+        """The repeats a configuration with ``seeds`` recorded trains next: up to the next
+        checkpoint. Empty when it has them all."""
+        stop = next((c for c in self.checkpoints if c > seeds), seeds)
+        return range(seeds, stop)
+
+
+def schedule(spec: StudySpec) -> Schedule:
+    race = settings(spec)
+    if race is None:
+        return Schedule((spec.study.repeats,), None)
+    return Schedule(race.checkpoints(), race)
 
 
 def decided(study: optuna.Study) -> int:

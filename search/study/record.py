@@ -72,10 +72,10 @@ MAX_STORED_WEIGHTS = 200_000  # numbers in all; a larger model's weights are not
 # than this: each is a database write of its own (400 of them were ~0.4 s per trial on SQLite,
 # a tenth of the tutorial grid's run); the whole curves are in CURVES_ATTR for the report.
 MAX_INTERMEDIATE_VALUES = 50
-# Racing: one attribute per trained block of seeds (+ its first repeat index), written in one
-# storage call, so a block is recorded entirely or not at all: {"repeats": [start, stop],
-# "seconds", metric and loss values per repeat, "curves"}. The trial's aggregates, curves and
-# intermediate values are derived from the blocks.
+# One attribute per trained block of seeds (+ its first repeat index; a study that does not
+# race has one block), written in one storage call, so a block is recorded entirely or not
+# at all: {"repeats": [start, stop], "seconds", metric and loss values per repeat, "curves"}.
+# The trial's aggregates, curves and intermediate values are derived from the blocks.
 BLOCK_ATTR_PREFIX = "noise_search:block:"
 
 
@@ -150,21 +150,6 @@ class TrialRecord:
         return cls(config, config.key, worker=worker)
 
     @classmethod
-    def measured(cls, config: NoiseConfig, spec: StudySpec, result: TrainResult,
-                 seconds: float) -> TrialRecord:
-        """The record of a configuration trained to the end."""
-        return cls(
-            config, config.key, state=TrialState.COMPLETE, metric=spec.metric,
-            repeats=int(result.test_metric.size), test_values=_rounded(result.test_metric),
-            train_values=_rounded(result.train_metric),
-            test_loss_values=_rounded(result.test_loss),
-            train_loss_values=_rounded(result.train_loss),
-            test=stats.summarize(result.test_metric, bounds=stats.bounds_of(spec.metric)),
-            train=stats.summarize(result.train_metric, bounds=stats.bounds_of(spec.metric)),
-            duration_s=round(seconds, 3), engine=spec.study.engine,
-            **_robustness_fields(spec, result.robustness, result.certified))
-
-    @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord | None:
         """Read a stored trial; None if it is not a noise-search trial (no configuration)."""
         a = trial.user_attrs
@@ -210,9 +195,11 @@ class TrialRecord:
             self.state == TrialState.FAIL and self.diverged)
 
     @classmethod
-    def raced(cls, config: NoiseConfig, spec: StudySpec,
-              blocks: list[dict[str, Any]]) -> TrialRecord:
-        """The record of a configuration's seeds so far, from its stored blocks (in order)."""
+    def from_blocks(cls, config: NoiseConfig, spec: StudySpec, blocks: list[dict[str, Any]],
+                    state: TrialState = TrialState.RUNNING) -> TrialRecord:
+        """The record of a configuration's seeds so far, from its stored blocks (in order;
+        a study that does not race has one). The aggregates are of the blocks' unrounded
+        values; the values per repeat are stored rounded."""
         def joined(name: str) -> np.ndarray | None:
             """The blocks' values in repeat order; None if a block has none ([robustness])."""
             if any(b.get(name) is None for b in blocks):
@@ -222,7 +209,7 @@ class TrialRecord:
         test, train = joined("test_metric"), joined("train_metric")
         assert test is not None and train is not None
         return cls(
-            config, config.key, state=TrialState.RUNNING, metric=spec.metric,
+            config, config.key, state=state, metric=spec.metric,
             repeats=int(test.size), test_values=_rounded(test), train_values=_rounded(train),
             test_loss_values=_rounded(joined("test_loss")),
             train_loss_values=_rounded(joined("train_loss")),
@@ -309,14 +296,17 @@ def curves_value(result: TrainResult) -> dict[str, Any]:
     return curves
 
 
-def intermediate_values(result: TrainResult) -> list[tuple[int, float]]:
-    """(epoch, mean clean test metric over the repeats) for optuna-dashboard's intermediate
-    values: at most MAX_INTERMEDIATE_VALUES record points, evenly spaced, the first and the
-    last always among them; points where the mean is not finite are left out."""
-    epochs = list(result.curve_epochs)
+def intermediate_values(curves: dict[str, Any]) -> list[tuple[int, float]]:
+    """(epoch, mean clean test metric over the repeats recorded) from a CURVES_ATTR value, for
+    optuna-dashboard's intermediate values: at most MAX_INTERMEDIATE_VALUES record points,
+    evenly spaced, the first and the last always among them; points where the mean is not
+    finite are left out. A raced trial's are written again after each block (Optuna replaces
+    the value at a step), so they are always the mean over the seeds recorded so far."""
+    epochs = list(curves["epochs"])
     if not epochs:
         return []
-    mean_curve = np.mean(result.curves["test_metric"], axis=0)
+    with np.errstate(invalid="ignore"):
+        mean_curve = np.mean(np.asarray(curves["test_metric"], np.float64), axis=0)
     count = min(len(epochs), MAX_INTERMEDIATE_VALUES)
     picked = np.unique(np.round(np.linspace(0, len(epochs) - 1, count)).astype(int))
     return [(int(epochs[i]), float(mean_curve[i])) for i in picked

@@ -1,6 +1,8 @@
 """StudyRunner: a worker on one study, taking configurations and training them until none is
-left. One trial is one noise configuration, its repeats trained together by the engine; in a
-racing study (study/race.py) a trial is taken once per block of seeds.
+left. One trial is one noise configuration. The runner trains it in blocks of seeds, each
+block's repeats together by the engine: a study that does not race has one block of all
+study.repeats; a racing study's blocks end at the race's checkpoints (study/race.py), and
+the trial is taken once per block. Every block is recorded the same way (`_record_block`).
 
 The runner is the only place that talks to a running Optuna trial; what it writes is the
 study record (search.study.record).
@@ -33,7 +35,7 @@ from search.study.heartbeat import Heartbeat
 from search.study.opening import open_study
 from search.study.space import suggest
 
-# (spec, data, config) -> all repeats; a racing study also passes repeats=range(start, stop).
+# (spec, data, config) -> all repeats; (spec, data, config, repeats=range(start, stop)) -> a block.
 Trainer = Callable[..., TrainResult]
 
 
@@ -74,7 +76,7 @@ class StudyRunner:
         meta = record.StudyMeta.read(self.study)
         assert meta is not None  # open_study stored it
         self.meta = meta
-        self.race = race.settings(spec)
+        self.schedule = race.schedule(spec)
 
     # -- the queue --------------------------------------------------------------------------
 
@@ -149,19 +151,19 @@ class StudyRunner:
             trial.set_user_attr(key, value)
         return config
 
-    def _train_trial(self, trial: optuna.Trial,
-                     block: range | None = None) -> tuple[NoiseConfig, Any]:
-        """Train the trial's configuration: all repeats, or (racing) the repeats of ``block``
-        (an empty block trains nothing: the seeds were all recorded before a crash)."""
+    def _train_block(self, trial: optuna.Trial,
+                     block: range) -> tuple[NoiseConfig, TrainResult | None]:
+        """Train the trial's configuration on the repeats of ``block`` (an empty block trains
+        nothing: its seeds were all recorded before a crash)."""
         try:
             with Heartbeat(self.storage, trial_id(trial), self.storage.get_heartbeat_interval()):
                 config = retrying(lambda: self._start(trial), f"starting trial {trial.number}")
-                result: TrainResult | None
-                if block is None:
+                result: TrainResult | None = None
+                if block == range(0, self.schedule.maximum):
+                    # The whole study's repeats: the trainer's default (Engine.train).
                     result = self._train(self.spec, self.data, config)
-                else:
-                    result = (self._train(self.spec, self.data, config, repeats=block)
-                              if len(block) else None)
+                elif len(block):
+                    result = self._train(self.spec, self.data, config, repeats=block)
                 if self._stop is not None and self._stop.is_set():
                     raise KeyboardInterrupt  # delivered while training, but swallowed
         except BaseException as exc:
@@ -171,45 +173,15 @@ class StudyRunner:
         return config, result
 
     def run_trial(self, trial: optuna.Trial) -> TrialOutcome:
-        if self.race is not None:
-            return self._run_block(trial)
-        started = time.perf_counter()
-        config, result = self._train_trial(trial)
-        seconds = time.perf_counter() - started
-        what = f"recording trial {trial.number}"
-        try:
-            if result.diverged:
-                reason = result.divergence_reason()
-                retrying(lambda: self._record_divergence(trial, reason, seconds), what)
-                return TrialOutcome(trial.number, config, TrialState.FAIL, None, seconds, reason)
-            measured = record.TrialRecord.measured(config, self.spec, result, seconds)
-            retrying(lambda: self._record(trial, measured, result), what)
-            value = measured.objective_value(self.spec.study.objective)
-            retrying(lambda: self.study.tell(trial, value, skip_if_finished=True), what)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # finished meanwhile: by an earlier attempt of ours, or by another worker
-        except KeyboardInterrupt:
-            self._fail_quietly(trial, "interrupted")
-            raise
-        state = retrying(lambda: self.storage.get_trial(trial_id(trial)).state, what)
-        if state != TrialState.COMPLETE:
-            # Our heartbeat did not reach the storage for longer than the grace period (an
-            # outage), so another worker declared the trial stale and queued it again.
-            return TrialOutcome(trial.number, config, state, None, seconds,
-                                "taken over: its heartbeat was lost, the configuration is "
-                                "run again")
-        return TrialOutcome(trial.number, config, TrialState.COMPLETE, measured.test, seconds)
-
-    # -- racing: one block of seeds -----------------------------------------------------------
-
-    def _run_block(self, trial: optuna.Trial) -> TrialOutcome:
-        assert self.race is not None
+        """Train the trial's next block of seeds (a study that does not race: all of them) and
+        record it: the trial then is COMPLETE, WAITING for its next block, or PRUNED by the
+        round its block completed."""
         what = f"recording trial {trial.number}"
         seeds = retrying(lambda: record.seeds_recorded(self.storage.get_trial(trial_id(trial))),
                          f"reading trial {trial.number}")
-        block = race.next_block(seeds, self.race)
+        block = self.schedule.next_block(seeds)
         started = time.perf_counter()
-        config, result = self._train_trial(trial, block)
+        config, result = self._train_block(trial, block)
         seconds = time.perf_counter() - started
         try:
             if result is not None and result.diverged:
@@ -228,9 +200,10 @@ class StudyRunner:
                       ) -> tuple[TrialState, stats.Summary | None, str | None,
                                  tuple[race.Stopped, ...]]:
         """Record a trained block (one storage call: all of it or nothing), derive the trial's
-        aggregates from its blocks, park or complete it, and decide the rounds now complete.
-        Under the study lock, so that a round is decided once, after its last block."""
-        assert self.race is not None
+        record from its blocks, complete or park it, and (racing) decide the rounds now
+        complete. Under the study lock: recovery (which fails stale trials) cannot come
+        between seeing the trial still ours and recording it, and a round is decided once,
+        after its last block."""
         tid = trial_id(trial)
         with study_lock(self.storage, self.study.study_name):
             frozen = self.storage.get_trial(tid)
@@ -238,6 +211,8 @@ class StudyRunner:
             # A retry after a lost connection may find its own block recorded already.
             ours = seeds == block.stop and result is not None and block.stop > block.start
             if frozen.state != TrialState.RUNNING or (seeds != block.start and not ours):
+                # Our heartbeat did not reach the storage for longer than the grace period
+                # (an outage), so another worker declared the trial stale and queued it again.
                 return (frozen.state, None, "taken over: its heartbeat was lost, the block is "
                                             "run again", ())
             blocks = record.stored_blocks(frozen)
@@ -248,28 +223,31 @@ class StudyRunner:
                 weights = record.weights_value(result) if block.start == 0 else None
                 if weights is not None:
                     self.storage.set_trial_system_attr(tid, record.WEIGHTS_ATTR, weights)
-            measured = self._derive(tid, frozen, config, blocks)
-            decided = race.advance(self.study, self.storage, self.meta, self.race)
+            measured = self._derive(tid, config, blocks)
+            stopped: tuple[race.Stopped, ...] = ()
+            if self.schedule.race is not None:
+                stopped = race.advance(self.study, self.storage, self.meta,
+                                       self.schedule.race).stopped
             after = self.storage.get_trial(tid)
         return (after.state, measured.test, after.user_attrs.get(record.PRUNED_REASON_ATTR),
-                decided.stopped)
+                stopped)
 
-    def _derive(self, tid: int, frozen: optuna.trial.FrozenTrial, config: NoiseConfig,
+    def _derive(self, tid: int, config: NoiseConfig,
                 blocks: list[dict[str, Any]]) -> record.TrialRecord:
-        """The trial's aggregates, curves and intermediate values (one per seed, step = its
-        repeat index) from its blocks; then COMPLETE at the maximum, else WAITING."""
-        assert self.race is not None
-        measured = record.TrialRecord.raced(config, self.spec, blocks)
+        """The trial's record, curves and intermediate values from its blocks; then COMPLETE
+        with its objective value(s) once it has every seed, else WAITING for its next block."""
+        measured = record.TrialRecord.from_blocks(config, self.spec, blocks)
         for key, value in measured.to_attrs(identity=False).items():
             self.storage.set_trial_user_attr(tid, key, value)
-        self.storage.set_trial_system_attr(tid, record.CURVES_ATTR,
-                                           record.merged_curves(blocks))
-        for repeat, value in enumerate(measured.test_values or ()):
-            if repeat not in frozen.intermediate_values:
-                self.storage.set_trial_intermediate_value(tid, repeat, value)
-        assert measured.test is not None
-        if (measured.repeats or 0) >= self.race.maximum:
-            self.storage.set_trial_state_values(tid, TrialState.COMPLETE, [measured.test.mean])
+        curves = record.merged_curves(blocks)
+        self.storage.set_trial_system_attr(tid, record.CURVES_ATTR, curves)
+        if len(self.study.directions) == 1:  # Optuna keeps them for one objective only
+            for epoch, value in record.intermediate_values(curves):
+                self.storage.set_trial_intermediate_value(tid, epoch, value)
+        if (measured.repeats or 0) >= self.schedule.maximum:
+            value = measured.objective_value(self.spec.study.objective)
+            self.storage.set_trial_state_values(
+                tid, TrialState.COMPLETE, value if isinstance(value, list) else [value])
         else:  # back to the queue for its next block (RUNNING -> WAITING)
             self.storage.set_trial_state_values(tid, TrialState.WAITING)
         return measured
@@ -278,22 +256,6 @@ class StudyRunner:
         for key, value in record.failure_attrs(reason, diverged=True, seconds=seconds).items():
             trial.set_user_attr(key, value)
         self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-
-    def _record(self, trial: optuna.Trial, measured: record.TrialRecord,
-                result: TrainResult) -> None:
-        """Store the measurements, curves (and small weights) on the trial; report the mean
-        clean test curve (record.intermediate_values) as its intermediate values."""
-        for key, value in measured.to_attrs(identity=False).items():
-            trial.set_user_attr(key, value)
-        self.storage.set_trial_system_attr(trial_id(trial), record.CURVES_ATTR,
-                                           record.curves_value(result))
-        weights = record.weights_value(result)
-        if weights is not None:
-            self.storage.set_trial_system_attr(trial_id(trial), record.WEIGHTS_ATTR, weights)
-        if len(self.study.directions) > 1:
-            return  # Optuna keeps intermediate values for single-objective studies only
-        for epoch, value in record.intermediate_values(result):
-            trial.report(value, step=epoch)
 
     def _fail_quietly(self, trial: optuna.Trial, reason: str) -> None:
         """Mark a trial failed on the way out; if the storage is gone, staleness will do it."""
