@@ -47,9 +47,8 @@ print(answer.text)
 
 # %% Two configurations, paired by seed.
 pair = study.compare("hidden_pre:0.3", "none")
-print(f"Δ {pair.paired.diff:+.4f} over {pair.paired.n} seeds, p = {pair.paired.p_paired:.3g} "
-      f"({pair.paired.test})")
-print(study.verdict("hidden_pre:0.3", "none"))
+print(f"Δ {pair.diff:+.4f} over {pair.n} seeds, p = {pair.p_paired:.3g} ({pair.test})")
+print(pair.verdict)
 
 # %% A figure of the report (plotly): in a notebook, `figure.show()` draws it.
 figures = study.figures()

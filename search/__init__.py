@@ -4,8 +4,18 @@ The Python API (search.api): `run` a study file, `open_study` by name, list `stu
 `Study.results()` gives typed rows, the recommendation and DataFrames (`to_pandas`).
 """
 
-from search.api import Results, Study, StudyInfo, delete_study, open_study, run, studies
+from search.api import (
+    Comparison,
+    Results,
+    Study,
+    StudyInfo,
+    delete_study,
+    open_study,
+    run,
+    studies,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["Results", "Study", "StudyInfo", "delete_study", "open_study", "run", "studies"]
+__all__ = ["Comparison", "Results", "Study", "StudyInfo", "delete_study", "open_study", "run",
+           "studies"]

@@ -19,9 +19,10 @@ messages as the CLI prints them), never SystemExit. Reading is read-only: `Study
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,11 +34,16 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
+    from search.analysis import stats
+    from search.analysis.paired import PairedComparison
     from search.analysis.recommend import Recommendation
-    from search.analysis.results import Pair, StudyResults
+    from search.analysis.results import StudyResults
+    from search.report import Progress as ReportProgress
+    from search.report import ReportData
     from search.study.record import Progress
 
-__all__ = ["Results", "Study", "StudyInfo", "delete_study", "open_study", "run", "studies"]
+__all__ = ["Comparison", "Results", "Study", "StudyInfo", "delete_study", "open_study", "run",
+           "studies"]
 
 LEVELS = ("config", "seed", "profile")
 
@@ -103,6 +109,56 @@ class Results:
     robust_values: dict[str, list[float]]
     _raw: StudyResults = field(repr=False)
 
+    @property
+    def objective(self) -> str:
+        """study.objective: "clean", "robust" or "both"."""
+        return self._raw.objective
+
+    @property
+    def has_robustness(self) -> bool:
+        return self._raw.has_robustness
+
+    @property
+    def total(self) -> int:
+        """Configurations the study has (or, before any is queued, the rows)."""
+        return self._raw.total or len(self.rows)
+
+    @property
+    def maximize(self) -> bool:
+        return self._raw.maximize
+
+    @property
+    def completed(self) -> list[dict[str, Any]]:
+        """The rows of the configurations trained on every seed, best first."""
+        return self._raw.completed
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        """The baseline's row (no noise), once measured."""
+        return self._raw.baseline
+
+    def to_json(self, with_recommendation: bool = False) -> str:
+        """`results --format json`: the rows, or (``with_recommendation``) an object with the
+        rows and the recommendation. An undefined statistic is null, never NaN."""
+        from search.analysis.recommend import recommendation_json
+
+        out = recommendation_json(self._raw) if with_recommendation else self.rows
+        return json.dumps(out, indent=2, allow_nan=False)
+
+    def to_csv(self) -> str:
+        """`results --format csv`: the JSON's columns, nested values (profile, certified) as
+        JSON text in their cell."""
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(self.rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                             for k, v in row.items()})
+        return buf.getvalue()
+
     def to_pandas(self, level: str = "config") -> pd.DataFrame:
         """A DataFrame at one of three levels:
 
@@ -147,6 +203,53 @@ class Results:
         return out
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Configuration ``a`` against ``b`` (A − B), paired by seed (`noise-search compare`).
+
+    ``a`` and ``b`` are the two results rows; ``paired`` the paired comparison the verdict
+    rests on (its numbers are also attributes here: ``p_paired``, ``diff``, ``diff_ci_low``,
+    ``diff_ci_high``, ``p_wilcoxon``, ``n`` shared seeds, ``test``, ``p_improve``,
+    ``seeds_needed``); ``unpaired`` Welch's test, Cohen's d and the same-seed wins;
+    ``robust`` the robust scores' paired comparison with [robustness]; ``verdict`` the
+    sentence the CLI prints."""
+
+    study: str
+    metric: str
+    direction: str
+    a: dict[str, Any]
+    b: dict[str, Any]
+    paired: PairedComparison
+    unpaired: stats.Comparison
+    robust: PairedComparison | None
+    verdict: str
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the dataclass does not have: the paired test's numbers.
+        if name in _PAIRED_FIELDS:
+            return getattr(self.paired, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """`compare --format json`."""
+        from search.analysis.results import unpaired_dict
+
+        out = {"study": self.study, "metric": self.metric, "direction": self.direction,
+               "a": self.a, "b": self.b, **self.paired.as_dict(),
+               **unpaired_dict(self.unpaired)}
+        if self.robust is not None:
+            out["robust"] = self.robust.as_dict()
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, allow_nan=False)
+
+
+_PAIRED_FIELDS = frozenset({"n", "diff", "diff_ci_low", "diff_ci_high", "p_paired",
+                            "p_wilcoxon", "p_improve", "p_improve_low", "p_improve_high",
+                            "test", "seeds_needed"})
+
+
 def _pandas() -> Any:
     try:
         import pandas
@@ -182,6 +285,7 @@ class StudyInfo:
     name: str
     metric: str
     complete: int
+    diverged: int
     pruned: int
     total: int
     running: int
@@ -224,57 +328,97 @@ class Study:
 
         return retrying(lambda: collect(self._load()), f"reading study {self.name!r}")
 
-    def results(self) -> Results:
-        """The results as `noise-search results` shows them (also while the study runs)."""
-        return results_of(self._raw_results())
+    def results(self, require_complete: bool = True) -> Results:
+        """The results as `noise-search results` shows them (also while the study runs); a
+        study with no configuration complete yet is a StudyError unless not
+        ``require_complete``."""
+        from search.analysis.results import require_completed
 
-    def compare(self, a: str, b: str) -> Pair:
-        """Configuration ``a`` against ``b`` (A − B), paired by seed, as `noise-search compare`:
-        ``.paired`` (``p_paired``, ``diff``, CIs, ``seeds_needed``), ``.comparison`` (Welch,
-        Cohen's d, same-seed wins), ``.robust`` with [robustness]; `verdict` says it."""
-        from search.analysis.results import compare_configs
+        raw = self._raw_results()
+        if require_complete:
+            require_completed(raw)
+        return results_of(raw)
 
-        return compare_configs(self._raw_results(), a, b)
-
-    def verdict(self, a: str, b: str) -> str:
-        """`noise-search compare`'s verdict line for ``a`` against ``b``."""
+    def compare(self, a: str, b: str) -> Comparison:
+        """Configuration ``a`` against ``b`` (A − B), paired by seed, as `noise-search compare`
+        (see Comparison: ``.p_paired``, ``.diff``, ``.verdict``, ...)."""
         from search.analysis.recommend import compare_verdict
         from search.analysis.results import compare_configs
 
         raw = self._raw_results()
-        return compare_verdict(compare_configs(raw, a, b), raw.maximize)
+        pair = compare_configs(raw, a, b)
+        return Comparison(raw.name, raw.metric, raw.direction, pair.a, pair.b, pair.paired,
+                          pair.comparison, pair.robust, compare_verdict(pair, raw.maximize))
+
+    def verdict(self, a: str, b: str) -> str:
+        """`noise-search compare`'s verdict line for ``a`` against ``b``."""
+        return self.compare(a, b).verdict
 
     def figures(self, boundaries: bool = False) -> dict[str, go.Figure]:
         """The report's Plotly figures by id (e.g. "heatmap", "repeats", "curves").
         ``boundaries=True`` also draws decision boundaries, which may retrain models."""
         from search import report
 
-        data = self._report_data(boundaries)
+        data = self.report_data(boundaries)
         # ids are "noise-search-<n>-<name>" (stable for the dashboard); the name is the key
         return {f.id.split("-", 3)[-1]: f.figure for f in report.figures(data)}
 
-    def _report_data(self, boundaries: bool) -> Any:
-        """What the report shows: read (retried), then the boundaries (not retried)."""
+    def report_data(self, boundaries: bool = True,
+                    progress: ReportProgress | None = None) -> ReportData:
+        """What the report shows: read through the retry policy (it trains nothing), then, if
+        ``boundaries``, the decision boundaries, their own step outside the retries (it may
+        train repeat 0 of a configuration whose weights were not stored, and an outage must
+        not repeat that). ``progress(what, steps)`` is told of each step (reading: 1, each
+        boundary: 1)."""
         from search import report
         from search.storage import retrying
 
-        data = retrying(lambda: report.collect(self._load()), f"reading study {self.name!r}")
+        data = retrying(lambda: report.collect(self._load(), progress=progress),
+                        f"reading study {self.name!r}")
         if not boundaries:
             return data
         from search.startup import quiet_tensorflow_logging
 
         quiet_tensorflow_logging()  # drawing a boundary may load an engine
-        return report.with_boundaries(data)
+        return report.with_boundaries(data, progress)
 
-    def report(self, path: str | Path, boundaries: bool = True) -> Path:
+    def report(self, path: str | Path, boundaries: bool = True, quiet: bool = True) -> Path:
         """Write the self-contained HTML report to ``path``; returns the path."""
         from search import report
 
         target = Path(path)
         report.check_writable(target)
-        data = self._report_data(boundaries)
-        report.write_html(data, report.figures(data), target)
+        with report_steps(boundaries, quiet) as progress:
+            data = self.report_data(boundaries, progress)
+            figures = report.figures(data)
+        report.write_html(data, figures, target)
         return target
+
+    def save_to_dashboard(self, data: ReportData | None = None, quiet: bool = True) -> int:
+        """Save the report's figures and a summary note into the study, where
+        optuna-dashboard shows them (replacing earlier ones); returns how many figures."""
+        from search import report
+        from search.storage import retrying
+
+        if data is None:
+            with report_steps(True, quiet) as progress:
+                data = self.report_data(True, progress)
+        drawn = data
+        return retrying(lambda: report.save_to_dashboard(self._load(), drawn),
+                        "saving the figures into the study")
+
+    def _save_after_run(self, quiet: bool, warn: Callable[[str], None]) -> int | None:
+        """A run's last step: figures and note into the study, unless they already show every
+        completed trial (report.save_after_run decides, and draws once when workers finish
+        together); None when nothing was saved (``warn`` says why if drawing failed)."""
+        from search import report
+
+        def build() -> ReportData:
+            with report_steps(True, quiet) as progress:
+                return self.report_data(True, progress)
+
+        study = self._load()
+        return report.save_after_run(study, self._raw_results(), build, warn)
 
     def delete(self, force: bool = False) -> None:
         """Delete the study and its trials (refused while trials run, unless ``force``)."""
@@ -294,8 +438,9 @@ def studies(storage: str | None = None) -> list[StudyInfo]:
 
     rdb = open_storage(storage, must_exist=True)
     rows = retrying(lambda: study_overview(rdb), "reading the studies")
-    return [StudyInfo(r["name"], r["metric"], r["complete"], r["pruned"], r["total"],
-                      r["running"], r["waiting"], r["failed"], r["finished"]) for r in rows]
+    return [StudyInfo(r["name"], r["metric"], r["complete"], r["diverged"], r["pruned"],
+                      r["total"], r["running"], r["waiting"], r["failed"], r["finished"])
+            for r in rows]
 
 
 def delete_study(name: str, storage: str | None = None, force: bool = False) -> None:
@@ -304,6 +449,26 @@ def delete_study(name: str, storage: str | None = None, force: bool = False) -> 
     from search.study.deleting import delete_study as delete
 
     delete(open_storage(storage, must_exist=True), name, force)
+
+
+# --- the report's steps ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def report_steps(boundaries: bool, quiet: bool) -> Iterator[ReportProgress]:
+    """A progress bar (tqdm.auto: a widget in a notebook, stderr in a terminal) over building
+    a report: reading, the two decision boundaries, drawing; none if ``quiet``."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=4 if boundaries else 2, desc="report: reading trials", unit="step",
+              disable=quiet, dynamic_ncols=True) as bar:
+        def progress(what: str, advance: int) -> None:
+            bar.set_description(f"report: {what}")
+            bar.update(advance)
+
+        yield progress
+        progress("drawing figures", 0)
+        bar.update(bar.total - bar.n)
 
 
 # --- running -------------------------------------------------------------------------------
@@ -366,15 +531,31 @@ def run(study_file: str | Path, overrides: Mapping[str, Any] | Sequence[str] | N
                 runner.run(on_done=report.done, stop=stop)
         finally:
             report.close()
-    return Study(spec.study.name, url)
+    study_ = Study(spec.study.name, url)
+    report.finished(study_.results(require_complete=False))
+    saved = study_._save_after_run(quiet, report.warn)
+    if saved is not None:
+        report.saved_figures(saved)
+    return study_
 
 
 class Reporter(Protocol):
     """What reports a run's progress (`run`'s ``reporter``)."""
 
-    def done(self, outcome: Any) -> None: ...
+    def done(self, outcome: Any) -> None:
+        """A configuration (or a raced block of one) finished: a runner.TrialOutcome."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """The training is over."""
+
+    def finished(self, results: Results) -> None:
+        """The run is over and these are the study's results (the figures are saved next)."""
+
+    def warn(self, message: str) -> None:
+        """Something went wrong that leaves the study intact (the figures not saved)."""
+
+    def saved_figures(self, count: int) -> None:
+        """The run's last step saved ``count`` figures for optuna-dashboard."""
 
 
 class _Bar:
@@ -382,6 +563,7 @@ class _Bar:
 
     def __init__(self, spec: Any, study: Any, quiet: bool) -> None:
         self.bar: Any = None
+        self.quiet = quiet
         if quiet:
             return
         from tqdm.auto import tqdm
@@ -398,6 +580,18 @@ class _Bar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+    def finished(self, results: Results) -> None:
+        pass  # the caller has the study: study.results()
+
+    def warn(self, message: str) -> None:
+        import warnings
+
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def saved_figures(self, count: int) -> None:
+        if not self.quiet:
+            print(f"saved {count} figures and a summary note for optuna-dashboard")
 
     def done(self, outcome: Any) -> None:
         if self.bar is not None:

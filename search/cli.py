@@ -6,9 +6,6 @@ error is click's message and exit code 2; an interrupted run exits 130.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import shlex
 import shutil
@@ -59,23 +56,16 @@ def run(study_file: Path, overrides: tuple[str, ...], storage: str | None,
         study_name: str | None, quiet: bool, workers: int) -> int:
     """Run (or resume) the study described by STUDY_FILE."""
     from search import api
-    from search.analysis.results import collect
-    from search.storage import resolve_url, retrying
+    from search.storage import resolve_url
 
     url = resolve_url(storage)
-    spec_of_run: list[Any] = []
 
     def lines(spec: Any, study: Any, data: Any) -> _ProgressLines:
-        spec_of_run.append(spec)
         return _ProgressLines(spec, study, url, quiet, data)
 
-    # search.run validates everything the file says before touching storage or TensorFlow.
-    study = api.run(study_file, list(overrides), url, study_name, workers, quiet,
-                    reporter=lines).load()
-    results = retrying(lambda: collect(study), "reading the results")
-    spec = spec_of_run[0]
-    _print_summary(results, spec.study.repeats if spec.racing is not None else None)
-    _save_to_dashboard_after_run(study, results, quiet)
+    # search.run validates everything the file says before touching storage or TensorFlow;
+    # the summary (_ProgressLines.finished) comes before the figures are saved.
+    api.run(study_file, list(overrides), url, study_name, workers, quiet, reporter=lines)
     return 0
 
 
@@ -110,6 +100,18 @@ class _ProgressLines:
 
     def close(self) -> None:
         self.bar.close()
+
+    def finished(self, results: Any) -> None:
+        _print_summary(results, self.spec.study.repeats if self.spec.racing is not None
+                       else None)
+
+    def warn(self, message: str) -> None:
+        click.echo(f"noise-search: warning: {message}", err=True)
+
+    def saved_figures(self, count: int) -> None:
+        if not self.quiet:
+            click.echo(f"saved {count} figures and a summary note for optuna-dashboard "
+                       f"(noise-search dashboard)")
 
     def done(self, outcome: Any) -> None:
         from optuna.trial import TrialState
@@ -191,7 +193,7 @@ def _print_summary(results: Any, race_maximum: int | None = None) -> None:
         trained = sum(r["n"] or 0 for r in results.rows)
         click.echo(f"{fmt_.racing_seeds(trained, race_maximum * len(results.rows))}; "
                    f"{stopped} of {len(results.rows)} configurations stopped early")
-    click.echo(f"see all: noise-search results {shlex.quote(fmt_.name(results.name))}")
+    click.echo(f"see all: noise-search results {shlex.quote(fmt_.name(results.study))}")
 
 
 @cli.command(short_help="Results of a study: one row per configuration, best first.")
@@ -210,24 +212,16 @@ def results(study_name: str, storage: str | None, fmt: str, with_recommendation:
             wide: bool) -> int:
     """Results of STUDY_NAME, one row per configuration, best first, compared with the baseline.
     """
-    from search.analysis.recommend import recommend, recommendation_json
+    from search import api
 
     if with_recommendation and fmt != "json":
         raise click.UsageError("--with-recommendation needs --format json")
-    res = _read_results(storage, study_name)
+    res = api.open_study(study_name, storage).results()
     if fmt == "json":
-        out = recommendation_json(res) if with_recommendation else res.rows
-        # allow_nan=False: an undefined statistic must be null, never the invalid token NaN.
-        click.echo(json.dumps(out, indent=2, allow_nan=False))
+        click.echo(res.to_json(with_recommendation))
         return 0
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(res.rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for row in res.rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v
-                             for k, v in row.items()})
-        click.echo(buf.getvalue(), nl=False)
+        click.echo(res.to_csv(), nl=False)
         return 0
     click.echo(_results_header(res))
     columns = fmt_.RESULTS_COLUMNS + fmt_.robust_columns(res.has_robustness, res.objective)
@@ -243,7 +237,7 @@ def results(study_name: str, storage: str | None, fmt: str, with_recommendation:
         click.echo("stopped by racing (state pruned):")
         for row in stopped:
             click.echo(f"  {row['config']}: {row['pruned_reason']}")
-    click.echo(recommend(res).text)
+    click.echo(res.recommendation.text)
     return 0
 
 
@@ -263,28 +257,15 @@ def _echo_table(table: list[list[str]], wide: bool) -> None:
         click.echo(note)
 
 
-def _read_results(storage: str | None, study_name: str, completed: bool = True) -> Any:
-    """A study's results, read through the retry policy from a storage that must exist."""
-    from search.analysis.results import collect, load_study, require_completed
-    from search.storage import open_storage, retrying
-
-    rdb = open_storage(storage, must_exist=True)
-    res = retrying(lambda: collect(load_study(rdb, study_name)),
-                   f"reading study {fmt_.quoted(study_name)}")
-    if completed:
-        require_completed(res)
-    return res
-
-
 def _results_header(res: Any) -> str:
     """The first line of `results`: how far the study is."""
     diverged = f", {res.progress.diverged} diverged" if res.progress.diverged else ""
-    total = res.total or len(res.rows)
+    total = res.total
     if res.progress.pruned:  # a race: stopped configurations are done too
-        return (f"study {res.name!r}: {res.progress.done} of {total} configurations done "
+        return (f"study {res.study!r}: {res.progress.done} of {total} configurations done "
                 f"({len(res.completed)} complete, {res.progress.pruned} stopped by racing"
                 f"{diverged}) ({res.direction} {res.metric})")
-    return (f"study {res.name!r}: {len(res.completed)} of {total} configurations "
+    return (f"study {res.study!r}: {len(res.completed)} of {total} configurations "
             f"complete{diverged} ({res.direction} {res.metric})")
 
 
@@ -301,22 +282,16 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
 
     For example: noise-search compare circles hidden_pre:0.1 none
     """
-    from search.analysis.recommend import compare_verdict
-    from search.analysis.results import compare_configs
+    from search import api
 
-    res = _read_results(storage, study_name, completed=False)
-    pair = compare_configs(res, config_a, config_b)
-    c, paired = pair.comparison, pair.paired
+    pair = api.open_study(study_name, storage).compare(config_a, config_b)
     if fmt == "json":
-        out = {"study": res.name, "metric": res.metric, "direction": res.direction,
-               "a": pair.a, "b": pair.b, **pair.as_dict()}
-        if pair.robust is not None:
-            out["robust"] = pair.robust.as_dict()
-        click.echo(json.dumps(out, indent=2, allow_nan=False))
+        click.echo(pair.to_json())
         return 0
+    c, paired = pair.unpaired, pair.paired
     a, b = pair.a["config"], pair.b["config"]
     width = max(len(a), len(b))
-    click.echo(f"study {res.name!r}: test {res.metric} ({res.direction}), A = {a}, B = {b}")
+    click.echo(f"study {pair.study!r}: test {pair.metric} ({pair.direction}), A = {a}, B = {b}")
     for label, row in (("A", pair.a), ("B", pair.b)):
         click.echo(f"  {label} {row['config']:<{width}}  mean {fmt_.number(row['mean'])}  "
                    f"sd {fmt_.number(row['sd'])}  "
@@ -335,7 +310,7 @@ def compare(study_name: str, config_a: str, config_b: str, storage: str | None,
                    f"{c.ties} tied")
     if pair.robust is not None:
         click.echo(_robust_line(pair))
-    click.echo(f"verdict: {compare_verdict(pair, res.maximize)}")
+    click.echo(f"verdict: {pair.verdict}")
     if paired.seeds_needed is not None:
         click.echo(f"  not significant on {paired.n} seeds: if the Δ is real, about "
                    f"{paired.seeds_needed} seeds would show it (paired t-test, 80% power)")
@@ -355,21 +330,19 @@ def _robust_line(pair: Any) -> str:
 @click.option("--storage", default=None, help=STORAGE_HELP)
 def studies(storage: str | None) -> int:
     """The studies in the storage and their progress."""
-    from search.analysis.results import study_overview
-    from search.storage import open_storage, retrying
+    from search import api
 
-    rdb = open_storage(storage, must_exist=True)
-    overview = retrying(lambda: study_overview(rdb), "reading the studies")
+    overview = api.studies(storage)
     if not overview:
         click.echo("no studies yet; start one with `noise-search run STUDY_FILE`")
         return 0
     for s in overview:
-        diverged = f"{s['diverged']} diverged, " if s["diverged"] else ""
-        if s["pruned"]:  # racing stopped them: done, with fewer seeds
-            diverged += f"{s['pruned']} stopped by racing, "
-        click.echo(f"{fmt_.name(s['name'])}: {s['complete']}/{s['total']} configurations "
-                   f"complete, {diverged}{s['running']} running, {s['waiting']} queued, "
-                   f"{s['failed']} failed ({s['metric']})")
+        diverged = f"{s.diverged} diverged, " if s.diverged else ""
+        if s.pruned:  # racing stopped them: done, with fewer seeds
+            diverged += f"{s.pruned} stopped by racing, "
+        click.echo(f"{fmt_.name(s.name)}: {s.complete}/{s.total} configurations "
+                   f"complete, {diverged}{s.running} running, {s.waiting} queued, "
+                   f"{s.failed} failed ({s.metric})")
     return 0
 
 
@@ -409,46 +382,6 @@ def delete(study_name: str, yes: bool, force: bool, storage: str | None) -> int:
     return 0
 
 
-def _build_report(study: Any, quiet: bool, boundaries: bool = True,
-                  what: str = "reading the study") -> tuple[Any, Any]:
-    """Collect the report's data (through the retry policy), draw its decision boundaries
-    (its own step) and its figures, with a progress bar on stderr."""
-    from tqdm import tqdm
-
-    from search import report
-    from search.storage import retrying
-
-    # Reading, the two decision boundaries (seconds each when a study must retrain), drawing.
-    with tqdm(total=4 if boundaries else 2, desc="report: reading trials", unit="step",
-              disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
-        def progress(what: str, advance: int) -> None:
-            bar.set_description(f"report: {what}")
-            bar.update(advance)
-
-        data = retrying(lambda: report.collect(study, progress=progress), what)
-        if boundaries:  # outside the retries: it may train, and an outage must not repeat it
-            data = report.with_boundaries(data, progress)
-        progress("drawing figures", 1)
-        figs = report.figures(data)
-        bar.update(bar.total - bar.n)
-    return data, figs
-
-
-def _save_to_dashboard_after_run(study: Any, results: Any, quiet: bool) -> None:
-    """The run's last step: figures and note into the study (report.dashboard decides when)."""
-    from search import report
-
-    def warn(message: str) -> None:
-        click.echo(f"noise-search: warning: {message}", err=True)
-
-    saved = report.save_after_run(
-        study, results,
-        lambda: _build_report(study, quiet, what="reading the study for the figures")[0], warn)
-    if saved is not None and not quiet:
-        click.echo(f"saved {saved} figures and a summary note for optuna-dashboard "
-                   f"(noise-search dashboard)")
-
-
 @cli.command(short_help="HTML report of a study (and figures for optuna-dashboard).")
 @click.argument("study_name")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
@@ -464,19 +397,18 @@ def _save_to_dashboard_after_run(study: Any, results: Any, quiet: bool) -> None:
 def report(study_name: str, output: Path | None, storage: str | None, to_dashboard: bool,
            no_boundary: bool, quiet: bool) -> int:
     """Plotly report of STUDY_NAME: one self-contained HTML file that opens offline."""
+    from search import api
     from search import report as report_module
-    from search.analysis.results import load_study
-    from search.storage import open_storage, retrying
 
     path = output
     if path is None and not to_dashboard:
         path = Path(f"{study_name}-report.html")
     if path is not None:  # before the long work: a path that cannot be written fails at once
         report_module.check_writable(path)
-    rdb = open_storage(storage, must_exist=True)
-    what = f"reading study {fmt_.quoted(study_name)}"
-    study = retrying(lambda: load_study(rdb, study_name), what)
-    data, figs = _build_report(study, quiet, not no_boundary, what)
+    study = api.open_study(study_name, storage)
+    with api.report_steps(not no_boundary, quiet) as progress:
+        data = study.report_data(not no_boundary, progress)
+        figs = report_module.figures(data)
     status = report_module.status_line(data)
     if status:
         click.echo(status)
@@ -484,8 +416,7 @@ def report(study_name: str, output: Path | None, storage: str | None, to_dashboa
         report_module.write_html(data, figs, path)
         click.echo(f"wrote {path} ({len(figs)} figures)")
     if to_dashboard:
-        saved = retrying(lambda: report_module.save_to_dashboard(study, data),
-                         "saving the figures into the study")
+        saved = study.save_to_dashboard(data)
         click.echo(f"saved {saved} figures and a summary note into study "
                    f"{fmt_.quoted(study_name)} for optuna-dashboard")
     return 0

@@ -32,8 +32,15 @@ def test_run_returns_the_study_and_its_results_are_the_clis(tiny, sqlite_url, ca
     results = study.results()
     capsys.readouterr()
     assert main(["results", "tiny", "--storage", sqlite_url, "--format", "json"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert json.loads(json.dumps(results.rows)) == printed
+    printed = capsys.readouterr().out
+    # The CLI prints what the API returns, byte for byte.
+    assert printed == results.to_json() + "\n"
+    assert json.loads(json.dumps(results.rows)) == json.loads(printed)
+    assert main(["results", "tiny", "--storage", sqlite_url, "--format", "csv"]) == 0
+    assert capsys.readouterr().out == results.to_csv()
+    assert main(["results", "tiny", "--storage", sqlite_url, "--format", "json",
+                 "--with-recommendation"]) == 0
+    assert capsys.readouterr().out == results.to_json(with_recommendation=True) + "\n"
     assert results.recommendation.decision in ("noise", "no noise", "not significant")
     assert main(["results", "tiny", "--storage", sqlite_url]) == 0
     assert results.recommendation.text in capsys.readouterr().out
@@ -92,9 +99,16 @@ def test_open_compare_figures_report_studies_and_delete(tiny, sqlite_url, tmp_pa
     capsys.readouterr()
     assert main(["compare", "tiny", "input:0.1", "none", "--storage", sqlite_url,
                  "--format", "json"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert printed["p_paired"] == pair.paired.p_paired and printed["diff"] == pair.paired.diff
-    assert opened.verdict("input:0.1", "none").startswith("the baseline (no noise) has")
+    printed = capsys.readouterr().out
+    assert printed == pair.to_json() + "\n"
+    assert json.loads(printed)["p_paired"] == pair.p_paired == pair.paired.p_paired
+    assert (pair.diff, pair.n, pair.test) == (pair.paired.diff, pair.paired.n, pair.paired.test)
+    with pytest.raises(AttributeError, match="no attribute 'p_nonsense'"):
+        pair.p_nonsense  # noqa: B018
+    assert pair.verdict == opened.verdict("input:0.1", "none")
+    assert pair.verdict.startswith("the baseline (no noise) has")
+    assert main(["compare", "tiny", "input:0.1", "none", "--storage", sqlite_url]) == 0
+    assert f"verdict: {pair.verdict}" in capsys.readouterr().out
     figures = opened.figures()
     assert {"heatmap", "repeats", "profiles"} <= set(figures)
     assert type(figures["heatmap"]).__name__ == "Figure"

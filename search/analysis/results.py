@@ -276,13 +276,13 @@ class Pair:
     paired: PairedComparison
     robust: PairedComparison | None = None  # the robust scores, with [robustness]
 
-    def as_dict(self) -> dict[str, Any]:
-        """The comparison's numbers for JSON: the paired test's diff CI and p, then Welch's."""
-        c = self.comparison
-        return {**self.paired.as_dict(), "p_welch": c.p_value, "welch_ci_low": c.diff_ci_low,
-                "welch_ci_high": c.diff_ci_high, "n_a": c.n, "n_b": c.n_reference,
-                "cohen_d": c.cohen_d, "pairs": c.pairs, "wins": c.wins, "ties": c.ties,
-                "losses": c.losses}
+
+def unpaired_dict(c: stats.Comparison) -> dict[str, Any]:
+    """`compare --format json`'s unpaired numbers: Welch's test, Cohen's d, same-seed wins."""
+    return {"p_welch": c.p_value, "welch_ci_low": c.diff_ci_low,
+            "welch_ci_high": c.diff_ci_high, "n_a": c.n, "n_b": c.n_reference,
+            "cohen_d": c.cohen_d, "pairs": c.pairs, "wins": c.wins, "ties": c.ties,
+            "losses": c.losses}
 
 
 def _find(results: StudyResults, text: str) -> dict[str, Any]:
