@@ -43,11 +43,11 @@ def decision_boundaries(data: ReportData, progress: Progress | None,
     from search import spec as spec_module
     from search.data import load_dataset
 
-    if data.spec.get("model", {}).get("builder") is not None:
+    if data.spec.builder is not None:
         return (), None, ("decision boundaries are drawn for the built-in MLP on 2-D data only; "
                           "this study trains a model builder's model",)
     try:
-        spec = spec_module.from_dict(data.spec, "stored spec", data.name)
+        spec = spec_module.from_dict(data.spec.raw, "stored spec", data.name)
         dataset = load_dataset(spec)
     except NoiseSearchError as exc:
         return (), None, (f"decision boundaries skipped: the data cannot be rebuilt ({exc})",)
