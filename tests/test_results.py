@@ -512,3 +512,25 @@ def test_with_recommendation_needs_json(sqlite_url, capsys):
     make_study(sqlite_url, {"none": BASE})
     assert main(["results", "built", "--storage", sqlite_url, "--with-recommendation"]) == 2
     assert "--with-recommendation needs --format json" in capsys.readouterr().err
+
+
+def test_the_stored_spec_is_read_typed_once_with_the_defaults_of_older_studies(write_study):
+    """record.StoredSpec: what reports read of the stored study file, with no string paths;
+    a study that predates a key (here: all of them) reads as its default, not as a KeyError."""
+    from search import spec as spec_module
+
+    spec = spec_module.load(write_study(), ["racing.first=5", "study.repeats=8"])
+    stored = record.StoredSpec.parse(spec.to_dict())
+    assert (stored.sampler, stored.repeats, stored.objective, stored.races) == (
+        "grid", 8, "clean", True)
+    assert stored.placements == tuple(spec.noise.placements)
+    assert (stored.dataset, stored.epochs, stored.builder) == (
+        spec.data.dataset, spec.model.epochs, None)
+    assert stored.raw == spec.to_dict()  # the whole spec stays there, for from_dict
+    old = record.StoredSpec.parse({"study": {"name": "old"}})
+    assert (old.sampler, old.repeats, old.objective, old.races, old.placements,
+            old.n_trials) == ("grid", 0, "clean", False, (), None)
+    assert record.StoredSpec.parse(None).raw == {}
+    meta = StudyMeta({"study": {"sampler": "tpe", "n_trials": 7}}, ("none",), "accuracy",
+                     "maximize", ENGINE_VERSION)
+    assert meta.stored is meta.stored and meta.total == 7

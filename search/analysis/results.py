@@ -223,7 +223,7 @@ def collect(study: optuna.Study) -> StudyResults:
                            values, values.get(BASELINE) if base is not None else None)
     configs = {k: dataclasses.replace(c, versus=compared.get(k, c.versus))
                for k, c in configs.items()}
-    objective = str(meta.spec.get("study", {}).get("objective", "clean"))
+    objective = meta.stored.objective
     robust = robust_results(
         {k: records[k] for k, c in configs.items() if c.measured},
         base.config if base is not None else None, maximize, meta.metric,

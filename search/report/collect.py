@@ -22,7 +22,13 @@ from search.analysis.recommend import recommend
 from search.analysis.results import MEASURED
 from search.analysis.stats import CONFIDENCE
 from search.noise import BASELINE
-from search.study.record import CURVES_ATTR, SPEC_ATTR, TrialRecord, stored_weights
+from search.study.record import (
+    CURVES_ATTR,
+    SPEC_ATTR,
+    StoredSpec,
+    TrialRecord,
+    stored_weights,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -190,7 +196,7 @@ class ReportData:
     name: str
     metric: str
     direction: str  # maximize | minimize
-    spec: dict[str, Any]
+    spec: StoredSpec  # the study file it was created from
     total: int
     running: int
     waiting: int
@@ -214,7 +220,7 @@ class ReportData:
     @property
     def race_maximum(self) -> int:
         """Seeds a configuration gets at most (study.repeats)."""
-        return int(self.spec.get("study", {}).get("repeats", 0))
+        return self.spec.repeats
 
     @property
     def completed(self) -> tuple[ConfigData, ...]:
@@ -253,7 +259,7 @@ class ReportData:
     @property
     def placements(self) -> tuple[str, ...]:
         """Noise placements in the study file's order (the baseline is not one)."""
-        listed = list(self.spec.get("noise", {}).get("placements", []))
+        listed = list(self.spec.placements)
         seen = [c.placement for c in self.configs if not c.is_baseline]
         return tuple(dict.fromkeys([*listed, *seen]))
 
@@ -268,8 +274,8 @@ class ReportData:
     def table_columns(self) -> tuple[str, ...]:
         """The summary table's columns: format.REPORT_COLUMNS, then with [robustness] the
         robust ones `results` adds (robust score, CE, relative CE; pareto for "both")."""
-        objective = str(self.spec.get("study", {}).get("objective", "clean"))
-        return fmt.REPORT_COLUMNS + fmt.robust_columns(bool(self.profiles), objective)
+        return fmt.REPORT_COLUMNS + fmt.robust_columns(bool(self.profiles),
+                                                       self.spec.objective)
 
     @property
     def table_notes(self) -> tuple[str, ...]:
@@ -330,17 +336,17 @@ def collect(study: optuna.Study, *, progress: Progress | None = None) -> ReportD
     res = results_module.collect(study)
     results_module.require_completed(res)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    spec_dict = study.user_attrs.get(SPEC_ATTR) or {}
+    stored = StoredSpec.parse(study.user_attrs.get(SPEC_ATTR))
     configs = tuple(_config(row, trials[row["trial"]]) for row in res.rows)
     if progress is not None:
         progress(f"read {len(trials)} trials", 1)
     p = res.progress
     data = ReportData(
-        name=res.name, metric=res.metric, direction=res.direction, spec=spec_dict,
+        name=res.name, metric=res.metric, direction=res.direction, spec=stored,
         total=max(p.total, 1), running=p.running, waiting=p.waiting, failed=p.failed,
         configs=configs, rows=tuple(res.rows), curves=(), boundaries=(), points=None, notes=(),
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        advice=recommend(res).text, diverged=p.diverged, race=race_rows(spec_dict, res.rows),
+        advice=recommend(res).text, diverged=p.diverged, race=race_rows(stored, res.rows),
         pruned=p.pruned, profiles=profiles_of(res.rows),
     )
     curves, notes = _curves(data, trials)
@@ -377,10 +383,10 @@ def profiles_of(rows: Iterable[dict[str, Any]]) -> tuple[Profile, ...]:
     return tuple(out)
 
 
-def race_rows(spec: dict[str, Any], rows: Iterable[dict[str, Any]]) -> tuple[RaceRow, ...]:
+def race_rows(spec: StoredSpec, rows: Iterable[dict[str, Any]]) -> tuple[RaceRow, ...]:
     """Seeds each configuration ran in a racing study (none for a study that does not race),
     most first, then by the results' order (best first)."""
-    if "racing" not in spec:
+    if not spec.races:
         return ()
     found = [RaceRow(r["config"], int(r["n"] or 0), r["state"], r.get("pruned_reason"))
              for r in rows]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 from search import format as fmt
 from search.errors import ReportError
@@ -83,10 +84,13 @@ def _table(data: ReportData) -> str:
 
 def _meta(data: ReportData) -> str:
     s = data.spec
-    model, dset = s.get("model", {}), s.get("data", {})
-    return (f"{dset.get('dataset', '?')} data, {dset.get('n_train', '?')} training rows; "
-            f"model hidden {model.get('hidden', '?')}, {model.get('epochs', '?')} epochs; "
-            f"{s.get('study', {}).get('repeats', '?')} repeats per configuration; "
+
+    def known(value: Any) -> Any:
+        return "?" if value is None else value
+
+    return (f"{known(s.dataset)} data, {known(s.n_train)} training rows; "
+            f"model hidden {known(s.hidden)}, {known(s.epochs)} epochs; "
+            f"{s.repeats or '?'} repeats per configuration; "
             f"{len(data.completed)} of {data.total} configurations complete; written "
             f"{data.created}")
 

@@ -16,6 +16,7 @@ neither written nor read any more.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -415,6 +416,42 @@ class _HasAttrs(Protocol):
 
 
 @dataclass(frozen=True)
+class StoredSpec:
+    """The study file a study was created from, as stored (SPEC_ATTR: StudySpec.to_dict()),
+    read once into the fields those who report on a study use, with the defaults of studies
+    that predate a key. Nothing is validated again and no model is built: the full StudySpec
+    is `spec.from_dict(stored.raw, ...)`, for what must rebuild data or models."""
+
+    raw: dict[str, Any]
+    sampler: str = "grid"
+    n_trials: int | None = None
+    repeats: int = 0
+    objective: str = "clean"  # clean | robust | both
+    placements: tuple[str, ...] = ()
+    races: bool = False  # it has a [racing] section
+    builder: str | None = None  # model.builder: a model of the user's
+    dataset: str | None = None
+    n_train: Any = None
+    hidden: Any = None
+    epochs: Any = None
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any] | None) -> StoredSpec:
+        raw = raw or {}
+        study, model, data = (raw.get(k) or {} for k in ("study", "model", "data"))
+        n_trials = study.get("n_trials")
+        return cls(
+            raw, sampler=str(study.get("sampler", "grid")),
+            n_trials=None if n_trials is None else int(n_trials),
+            repeats=int(study.get("repeats", 0)),
+            objective=str(study.get("objective", "clean")),
+            placements=tuple((raw.get("noise") or {}).get("placements") or ()),
+            races="racing" in raw, builder=model.get("builder"),
+            dataset=data.get("dataset"), n_train=data.get("n_train"),
+            hidden=model.get("hidden"), epochs=model.get("epochs"))
+
+
+@dataclass(frozen=True)
 class StudyMeta:
     """What a study records about itself at creation, read by everyone who reports on it."""
 
@@ -424,16 +461,21 @@ class StudyMeta:
     direction: str  # maximize | minimize
     engine_version: int
 
+    @functools.cached_property
+    def stored(self) -> StoredSpec:
+        """``spec``, read typed (once)."""
+        return StoredSpec.parse(self.spec)
+
     @property
     def sampler(self) -> str:
-        return str(self.spec.get("study", {}).get("sampler", "grid"))
+        return self.stored.sampler
 
     @property
     def total(self) -> int:
         """How many configurations the study runs: its grid, or a sampler's n_trials."""
-        if self.sampler == "grid":
+        if self.sampler == "grid" or self.stored.n_trials is None:
             return len(self.configurations)
-        return int(self.spec.get("study", {}).get("n_trials", len(self.configurations)))
+        return self.stored.n_trials
 
     @classmethod
     def from_spec(cls, spec: StudySpec, engine_version: int) -> StudyMeta:
