@@ -32,7 +32,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-from search.analysis.stats import CONFIDENCE, SIGNIFICANCE, TIE_TOLERANCE, holm
+from search.analysis.stats import (
+    CONFIDENCE,
+    SIGNIFICANCE,
+    TIE_TOLERANCE,
+    bounds_of,
+    clip,
+    compare,
+    holm,
+)
 
 # The sign-flip test is used at n <= EXACT_MAX_N seeds (and for constant differences at any n).
 EXACT_MAX_N = 4
@@ -357,6 +365,24 @@ class Versus:
     tie_share: float | None = None
     paired_test: str | None = None
     seeds_needed: int | None = None
+
+    @classmethod
+    def of(cls, own: list[float], reference: list[float], maximize: bool,
+           metric: str | None = None) -> Versus:
+        """``own`` against ``reference`` (before Holm's adjustment, `holm_family`): paired on
+        the seeds both have (a configuration stopped by racing has the first seeds only), so
+        that Δ, its CI and p describe the same pairs; Welch on all of them. A new statistic
+        of a configuration against the baseline is a field above, computed here, and a
+        column in search.format.COLUMNS: results (table, JSON, CSV), the API, compare's
+        rows and the report read it from there."""
+        paired = compare_paired(own, reference, maximize=maximize)
+        welch = compare(own, reference, maximize=maximize)
+        low, high = clip((paired.diff_ci_low, paired.diff_ci_high),
+                         bounds_of(metric, difference=True))
+        return cls(paired.diff, low, high, paired.p_paired, paired.p_wilcoxon, None,
+                   welch.p_value, paired.p_improve, paired.p_improve_low,
+                   paired.p_improve_high, welch.cohen_d, welch.win_share, welch.tie_share,
+                   paired.test)
 
 
 def holm_family(compared: dict[str, Versus], values: dict[str, list[float]],

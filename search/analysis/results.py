@@ -5,7 +5,7 @@ aggregates, its `Versus` the baseline, the bootstrap interval, its `RobustResult
 test-time noise) without changing anything after it is made; `ConfigResult.as_dict` is the
 row of `results --format json`. The CLI's table / CSV / JSON, the API, the SQL view's tests
 and the report all read these, so the numbers a person sees are the same everywhere. A new
-statistic is a field of `Versus` (search.analysis.paired) computed in `versus`, and a
+statistic is a field of `Versus` (search.analysis.paired) computed in `Versus.of`, and a
 column in format.COLUMNS.
 """
 
@@ -186,21 +186,6 @@ def _meta(study: optuna.Study) -> StudyMeta:
     return meta
 
 
-def versus(own: list[float], reference: list[float], maximize: bool,
-           metric: str | None = None) -> Versus:
-    """``own`` against ``reference`` (before Holm's adjustment): paired on the seeds both
-    have (a configuration stopped by racing has the first seeds only), so that Δ, its CI and
-    p describe the same pairs; Welch on all of them."""
-    paired = compare_paired(own, reference, maximize=maximize)
-    welch = stats.compare(own, reference, maximize=maximize)
-    low, high = stats.clip((paired.diff_ci_low, paired.diff_ci_high),
-                           stats.bounds_of(metric, difference=True))
-    return Versus(paired.diff, low, high, paired.p_paired, paired.p_wilcoxon, None,
-                  welch.p_value, paired.p_improve, paired.p_improve_low,
-                  paired.p_improve_high, welch.cohen_d, welch.win_share, welch.tie_share,
-                  paired.test)
-
-
 def collect(study: optuna.Study) -> StudyResults:
     """One result per configuration, best first; configurations not yet complete at the end."""
     meta = _meta(study)
@@ -226,8 +211,7 @@ def collect(study: optuna.Study) -> StudyResults:
     objective = meta.stored.objective
     robust = robust_results(
         {k: records[k] for k, c in configs.items() if c.measured},
-        base.config if base is not None else None, maximize, meta.metric,
-        lambda own, ref: versus(own, ref, maximize, meta.metric), holm_family)
+        base.config if base is not None else None, maximize, meta.metric)
     configs = {k: dataclasses.replace(c, robust=robust.get(k)) for k, c in configs.items()}
     if objective == "both":
         front = pareto_front({k: (c.mean, c.robust.mean if c.robust else None)
@@ -259,7 +243,7 @@ def _with_statistics(c: ConfigResult, values: dict[str, list[float]],
     if c.measured and base is not None and c.mean is not None and base.mean is not None:
         compared = Versus(diff=c.mean - base.mean)  # without per-seed values: the means
         if own is not None and c is not base and base.config in values:
-            compared = versus(own, values[base.config], maximize, c.metric)
+            compared = Versus.of(own, values[base.config], maximize, c.metric)
     return dataclasses.replace(c, versus=compared, bootstrap_ci_low=low,
                                bootstrap_ci_high=high)
 

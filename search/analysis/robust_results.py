@@ -25,12 +25,12 @@ at least as good on both the clean mean and the robust score and better on one.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from search.analysis import robustness, stats
-from search.analysis.paired import Versus, compare_paired
+from search.analysis.paired import Versus, compare_paired, holm_family
 
 if TYPE_CHECKING:
     from search.study.record import TrialRecord
@@ -131,17 +131,10 @@ def _certified(record: TrialRecord) -> tuple[list[float], list[list[float]]] | N
 
 
 def robust_results(records: Mapping[str, TrialRecord], baseline_key: str | None,
-                   maximize: bool, metric: str,
-                   versus: Callable[[list[float], list[float]], Versus],
-                   holm_family: Callable[[dict[str, Versus], dict[str, list[float]],
-                                          list[float] | None], dict[str, Versus]],
-                   ) -> dict[str, RobustResult]:
-    """`RobustResult` of each measured configuration in ``records`` that has a profile.
-
-    ``versus(own, reference)`` compares a configuration's per-seed values with the
-    baseline's and ``holm_family`` adjusts a family of such comparisons (results.py owns
-    both, so that the robust score is compared exactly as the clean mean is).
-    """
+                   maximize: bool, metric: str) -> dict[str, RobustResult]:
+    """`RobustResult` of each measured configuration in ``records`` that has a profile; the
+    robust score is compared with the baseline's exactly as the clean mean is (`Versus.of`,
+    Holm over the family with `holm_family`)."""
     base = records.get(baseline_key) if baseline_key else None
     base_profile = base.profile_values if base is not None else None
     base_cert = _certified(base) if base is not None else None
@@ -159,7 +152,8 @@ def robust_results(records: Mapping[str, TrialRecord], baseline_key: str | None,
         scores = [float(v) for v in rec.robust_values]
         s = rec.robust
         low, high = stats.clip((s.ci_low, s.ci_high) if s else (None, None), bounds)
-        compared = (versus(scores, [float(v) for v in base.robust_values])
+        compared = (Versus.of(scores, [float(v) for v in base.robust_values], maximize,
+                              metric)
                     if base is not None and mine and base.robust_values and s is not None
                     else None)
         out[key] = RobustResult(
