@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from search import data as datasets
-from search import engine
+from search import engine, metrics
 from search.analysis.racing import MIN_FIRST
 from search.errors import SpecError
 from search.noise import (
@@ -206,9 +206,6 @@ def _key(check: Check, default: Any = dataclasses.MISSING, doc: str = "") -> Any
 
 
 DATASETS = datasets.DATASETS
-CLASSIFICATION_METRICS = ("accuracy",)
-REGRESSION_METRICS = ("rmse", "mse", "r2")
-LOWER_IS_BETTER = frozenset({"rmse", "mse"})
 OBJECTIVES = ("clean", "robust", "both")
 # A builder's model trains on this engine unless the file names another (search/engine).
 BUILDER_ENGINE = "jax"
@@ -223,7 +220,7 @@ class StudySection:
     n_trials: int = _key(integer(1), 50)
     engine: str = _key(choice(*engine.NAMES), "fast")
     record_every: int = _key(integer(1), 10)
-    metric: str | None = _key(optional(choice(*CLASSIFICATION_METRICS, *REGRESSION_METRICS)), None)
+    metric: str | None = _key(optional(choice(*metrics.NAMES)), None)
     # Added after studies existed: left out of the stored spec at its default, so that their
     # stored spec still compares equal (see _OMITTED_AT_DEFAULT).
     objective: str = _key(choice(*OBJECTIVES), "clean",
@@ -421,11 +418,11 @@ class StudySpec:
     def metric(self) -> str:
         if self.study.metric is not None:
             return self.study.metric
-        return "rmse" if self.task == "regression" else "accuracy"
+        return metrics.default_for(self.task)
 
     @property
     def direction(self) -> str:
-        return "minimize" if self.metric in LOWER_IS_BETTER else "maximize"
+        return metrics.METRICS[self.metric].direction
 
     def configurations(self) -> list[NoiseConfig]:
         """The grid: baseline first, then every placement × σ."""
@@ -661,7 +658,7 @@ def _dataset_takes_its_values(spec: StudySpec) -> Problems:
 
 def _metric_fits_task(spec: StudySpec) -> Problems:
     metric = spec.study.metric
-    fits = REGRESSION_METRICS if spec.task == "regression" else CLASSIFICATION_METRICS
+    fits = metrics.names_for(spec.task)
     if metric is not None and metric not in fits:
         return [("study.metric", f"must be one of {', '.join(map(repr, fits))} for a "
                                  f"{spec.task} problem; got {metric!r}")]

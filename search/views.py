@@ -30,7 +30,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from search.analysis.robustness import DEGRADATION_TOLERANCE, ERROR_FORM
+from search import metrics
+from search.analysis.robustness import DEGRADATION_TOLERANCE
 from search.noise import BASELINE, Site
 from search.storage.locks import lock_in_transaction
 from search.study import record
@@ -115,9 +116,13 @@ WHERE EXISTS (
 
 
 def _error(metric: str, value: str) -> str:
-    """SQL for the metric ``value`` as an error (robustness.ERROR_FORM); NULL for another."""
-    cases = " ".join(f"WHEN '{name}' THEN {offset!r} + {sign!r} * {value}"
-                     for name, (offset, sign) in ERROR_FORM.items())
+    """SQL for the metric ``value`` as an error (its error form in search.metrics); NULL for
+    another metric."""
+    # The metrics taken as 1 − value first: the order the view was first written in, so that
+    # its definition (and the fingerprint that says it is current) stays the same.
+    forms = sorted(metrics.METRICS.values(), key=lambda m: -m.error_offset)
+    cases = " ".join(f"WHEN '{m.name}' THEN {m.error_offset!r} + {m.error_sign!r} * {value}"
+                     for m in forms)
     return f"CASE {metric} {cases} END"
 
 

@@ -47,10 +47,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-# A metric as an error (lower is better): error = offset + sign · metric, so the SQL view
-# (search/views.py) computes the same errors from this table.
-ERROR_FORM: dict[str, tuple[float, float]] = {
-    "accuracy": (1.0, -1.0), "r2": (1.0, -1.0), "rmse": (0.0, 1.0), "mse": (0.0, 1.0)}
+from search import metrics
+
 # A relative CE's denominator (the baseline's summed degradation) at most this share of the
 # errors it is computed from is taken as 0: the float rounding of a baseline that does not
 # degrade must not become a ratio of rounding errors.
@@ -80,8 +78,9 @@ def robust_scores(test_stds: Sequence[float], profiles: ArrayLike) -> np.ndarray
 
 
 def errors(metric: str, values: ArrayLike) -> np.ndarray:
-    """The metric as an error (lower is better) for the corruption errors."""
-    offset, sign = ERROR_FORM[metric]
+    """The metric as an error (lower is better) for the corruption errors: offset + sign ·
+    value, its form in search.metrics (the SQL view, search/views.py, computes the same)."""
+    offset, sign = metrics.METRICS[metric].error_form
     return offset + sign * np.asarray(values, dtype=np.float64)
 
 

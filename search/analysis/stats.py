@@ -14,20 +14,19 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
+from search import metrics
+
 CONFIDENCE = 0.95
 # Metric values are stored with 6 decimals (study.record), so two values or differences
 # closer than this are the same value: 0.714286 − 0.7 and 0.8 − 0.785714 tie.
 TIE_TOLERANCE = 2e-6
-# The range each metric can take: intervals of a mean are cut to it (a t interval of three
-# accuracies can reach past 1). Differences of two values lie in [low − high, high − low].
-METRIC_RANGE: dict[str, tuple[float, float]] = {
-    "accuracy": (0.0, 1.0), "r2": (-math.inf, 1.0), "rmse": (0.0, math.inf),
-    "mse": (0.0, math.inf)}
 
 
 def bounds_of(metric: str | None, difference: bool = False) -> tuple[float, float]:
-    """The range of ``metric`` (or of a difference of two of its values); unknown: all."""
-    low, high = METRIC_RANGE.get(metric or "", (-math.inf, math.inf))
+    """The range of ``metric`` (search.metrics) or of a difference of two of its values,
+    [low − high, high − low]; unknown: all. Intervals of a mean are cut to it (a t interval
+    of three accuracies can reach past 1)."""
+    low, high = metrics.bounds(metric)
     if difference:
         return low - high, high - low
     return low, high

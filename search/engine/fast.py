@@ -49,6 +49,7 @@ from search.engine._common import (
     record_epochs,
     xla_cache_dir,
 )
+from search.metrics import metric_per_repeat
 from search.noise import NoiseConfig, Site
 
 if TYPE_CHECKING:
@@ -267,22 +268,7 @@ def evaluate(cfg: StepConfig, params: Sequence[tf.Tensor], x: tf.Tensor, y: tf.T
     logits = forward(cfg, params, x)
     y_true = tf.broadcast_to(targets_as_float(cfg, y)[None], tf.shape(logits))
     loss = tf.reduce_mean(per_sample_loss(cfg, logits, y_true), axis=1)
-    if cfg.task == "binary":
-        hit = tf.cast(tf.cast(logits > 0.0, tf.float32) == y_true, tf.float32)  # p > 0.5
-        return loss, tf.reduce_mean(hit, axis=[1, 2])
-    if cfg.task == "multiclass":
-        hit = tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32) == tf.cast(y, tf.int32),
-                      tf.float32)
-        return loss, tf.reduce_mean(hit, axis=1)
-    mse = tf.reduce_mean(tf.square(logits - y_true), axis=[1, 2])
-    if metric == "mse":
-        return loss, mse
-    if metric == "rmse":
-        return loss, tf.sqrt(mse)
-    ss_res = tf.reduce_sum(tf.square(logits - y_true), axis=1)  # (R, outputs)
-    ss_tot = tf.reduce_sum(tf.square(y_true - tf.reduce_mean(y_true, axis=1, keepdims=True)),
-                           axis=1)
-    return loss, tf.reduce_mean(1.0 - ss_res / ss_tot, axis=-1)  # r2, averaged over outputs
+    return loss, metric_per_repeat(cfg.task, metric, logits, y)
 
 
 def _rng_noise(seed: tf.Tensor, step: tf.Tensor, first: tf.Tensor | int = 0) -> NoiseSource:

@@ -25,7 +25,8 @@ import numpy as np
 from search import builder
 from search.engine._common import TrainResult
 from search.engine._keras_limits import MODELS, NAME, SITES, check
-from search.engine.keras_ref import fit_repeats, make_optimizer, metric_of, repeat_seed
+from search.engine.keras_ref import fit_repeats, make_optimizer, repeat_seed
+from search.metrics import metric_value
 from search.noise import NoiseConfig, baseline
 
 # The keras engine's declarations (a builder's model is one it trains), re-exported so that
@@ -62,7 +63,7 @@ def scores(pred: Any, y: np.ndarray, task: str, metric: str) -> tuple[float, flo
     pred = np.asarray(pred, dtype=np.float64)
     if task != "multiclass":
         pred = pred.reshape(len(pred), -1)
-    return clean_loss(pred, y, task), metric_of(pred, y, task, metric)
+    return clean_loss(pred, y, task), metric_value(task, metric, pred, y)
 
 
 def _scores(model: Any, x: np.ndarray, y: np.ndarray, task: str,

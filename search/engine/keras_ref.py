@@ -37,6 +37,7 @@ from search.engine._common import (
     record_epochs,
 )
 from search.engine._keras_limits import MODELS, NAME, SITES, check
+from search.metrics import metric_value
 from search.noise import NoiseConfig, Site, baseline, site_name
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from search.spec import StudySpec
 
 __all__ = ["MODELS", "NAME", "SITES", "build_model", "check", "clean_scores", "dense_weights",
-           "dropout_rate", "fit_repeats", "make_optimizer", "make_recorder", "metric_of",
+           "dropout_rate", "fit_repeats", "make_optimizer", "make_recorder",
            "noise_layer", "output_activation", "predict", "repeat_seed", "train"]
 
 # The sites this engine can train; spec validation refuses the others for engine = "keras".
@@ -135,23 +136,7 @@ def clean_scores(model: Any, x: np.ndarray, y: np.ndarray, task: str,
     """(loss, metric) on a whole set in inference mode, where Keras's noise layers are inactive."""
     loss = float(model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)["loss"])
     pred = np.asarray(model.predict_on_batch(x), dtype=np.float64)
-    return loss, metric_of(pred, y, task, metric)
-
-
-def metric_of(pred: np.ndarray, y: np.ndarray, task: str, metric: str) -> float:
-    """The study's metric of predictions ``pred`` (probabilities, or values) against ``y``."""
-    if task == "binary":
-        return float(np.mean((pred > 0.5) == (y > 0.5)))
-    if task == "multiclass":
-        return float(np.mean(np.argmax(pred, axis=-1) == y))
-    mse = float(np.mean((pred - y) ** 2))
-    if metric == "mse":
-        return mse
-    if metric == "rmse":
-        return math.sqrt(mse)
-    ss_res = np.sum((pred - y) ** 2, axis=0)
-    ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-    return float(np.mean(1.0 - ss_res / ss_tot))
+    return loss, metric_value(task, metric, pred, y)
 
 
 Scorer = Callable[[Any, np.ndarray, np.ndarray, str, str], tuple[float, float]]

@@ -32,6 +32,7 @@ import tensorflow as tf
 from search.analysis import robustness as robust_stats
 from search.engine import _random
 from search.engine._common import TrainResult
+from search.metrics import classes_per_repeat, metric_per_repeat, metric_value, predicted_classes
 
 if TYPE_CHECKING:
     from search.data import Dataset
@@ -59,23 +60,6 @@ def _forward(activation: str, params: Sequence[tf.Tensor], x: tf.Tensor) -> tf.T
         z = tf.matmul(h, params[2 * layer]) + params[2 * layer + 1][:, None, :]
         h = z if layer == n_layers - 1 else act(z)
     return h
-
-
-def _metric(task: str, metric: str, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-    """The study's metric per repeat (R,) of logits (R, N, outputs) against clean targets."""
-    if task == "binary":
-        hit = tf.cast(logits > 0.0, tf.float32) == tf.cast(y, tf.float32)[None]
-        return tf.reduce_mean(tf.cast(hit, tf.float32), axis=[1, 2])
-    if task == "multiclass":
-        hit = tf.argmax(logits, axis=-1, output_type=tf.int32) == tf.cast(y, tf.int32)[None]
-        return tf.reduce_mean(tf.cast(hit, tf.float32), axis=1)
-    err = tf.square(logits - tf.cast(y, tf.float32)[None])
-    if metric in ("mse", "rmse"):
-        mse = tf.reduce_mean(err, axis=[1, 2])
-        return mse if metric == "mse" else tf.sqrt(mse)
-    yf = tf.cast(y, tf.float32)
-    ss_tot = tf.reduce_sum(tf.square(yf - tf.reduce_mean(yf, axis=0)), axis=0)  # (outputs,)
-    return tf.reduce_mean(1.0 - tf.reduce_sum(err, axis=1) / ss_tot, axis=-1)  # r2
 
 
 @dataclass(frozen=True)
@@ -106,10 +90,9 @@ def _profile_program(key: EvalKey) -> Callable[..., Any]:
 
         def body(draw: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             eps = _random.normals(seed, PROFILE_STREAM, draw, shape, first)
-            per_sigma = [_metric(key.task, key.metric,
-                                 _forward(key.activation, params,
-                                          _perturb(x[None], sigmas[s], eps, key.kind)), y)
-                         for s in range(key.n_sigmas)]
+            logits = [_forward(key.activation, params, _perturb(x[None], sigmas[s], eps, key.kind))
+                      for s in range(key.n_sigmas)]
+            per_sigma = [metric_per_repeat(key.task, key.metric, z, y) for z in logits]
             return draw + 1, total + tf.stack(per_sigma, axis=1)
 
         zero = tf.zeros((key.repeats, key.n_sigmas), tf.float32)
@@ -160,8 +143,7 @@ def _count_program(activation: str, task: str, n_classes: int, repeats: int,
         def body(draw: tf.Tensor, counts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             eps = _random.normals(seed, stream, draw, shape, first)
             logits = _forward(activation, params, x[None] + sigma * eps)
-            won = (tf.cast(logits[..., 0] > 0.0, tf.int32) if task == "binary"
-                   else tf.argmax(logits, axis=-1, output_type=tf.int32))
+            won = classes_per_repeat(task, logits)
             return draw + 1, counts + tf.one_hot(won, n_classes, dtype=tf.int32)
 
         zero = tf.zeros((repeats, x.shape[0], n_classes), tf.int32)
@@ -218,20 +200,6 @@ def with_robustness(spec: StudySpec, data: Dataset, result: TrainResult,
 Predict = Callable[[np.ndarray], np.ndarray]  # rows (n, features) -> model outputs (n, outputs)
 
 
-def _metric_of_outputs(task: str, metric: str, out: np.ndarray, y: np.ndarray) -> float:
-    """The metric of a model's outputs (probabilities for classification, as Keras's)."""
-    if task == "binary":
-        return float(np.mean((out[:, 0] > 0.5) == (y[:, 0] > 0.5)))
-    if task == "multiclass":
-        return float(np.mean(np.argmax(out, axis=1) == y.reshape(-1)))
-    err = np.square(out - y)
-    if metric in ("mse", "rmse"):
-        mse = float(np.mean(err))
-        return mse if metric == "mse" else float(np.sqrt(mse))
-    ss_tot = np.sum(np.square(y - y.mean(axis=0)), axis=0)
-    return float(np.mean(1.0 - err.sum(axis=0) / ss_tot))
-
-
 def _eps(spec: StudySpec, stream: int, draw: int, x: np.ndarray, repeat: int) -> np.ndarray:
     """The ε the fast engine draws for ``repeat`` (one repeat of the same keyed stream)."""
     return _random.normals(tf.constant(spec.study.seed, tf.int64), stream, tf.constant(draw),
@@ -249,7 +217,7 @@ def predicted_profile(predict: Predict, spec: StudySpec, data: Dataset, repeat: 
              for s in r.input_std for e in eps]
     out = np.asarray(predict(np.concatenate(noisy).astype(np.float32)), np.float64)
     parts = out.reshape(len(r.input_std), r.draws, len(x), -1)
-    return np.array([[_metric_of_outputs(data.task, spec.metric, part, y) for part in row]
+    return np.array([[metric_value(data.task, spec.metric, part, y) for part in row]
                      for row in parts]).mean(axis=1)
 
 
@@ -265,7 +233,7 @@ def predicted_certified(predict: Predict, spec: StudySpec, data: Dataset, repeat
         noisy = np.concatenate([x + r.certify_std * _eps(spec, stream, d, x, repeat)
                                 for d in range(draws)])
         out = np.asarray(predict(noisy), np.float64).reshape(draws, len(x), -1)
-        won = (out[..., 0] > 0.5).astype(int) if data.task == "binary" else out.argmax(-1)
+        won = predicted_classes(data.task, out)
         counts.append(np.stack([np.bincount(won[:, i], minlength=n_classes)
                                 for i in range(len(x))]))
     labels = np.asarray(data.y_test).reshape(len(x), -1)[:, 0].astype(np.int64)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from search.errors import NoiseSearchError
+from search.metrics import metric_value
 from search.report.collect import Boundary, ConfigData, Points, Progress, ReportData, rounded
 
 BOUNDARY_GRID = 60  # points per axis of a decision-boundary grid: smooth enough, small to store
@@ -118,17 +119,10 @@ def _boundary(own: Any, spec: Any, dataset: Any, config: ConfigData, weights: We
     return Boundary(
         config=config.config, xs=rounded(xs, 4), ys=rounded(ys, 4),
         z=tuple(rounded(row, 3) for row in z.reshape(len(ys), len(xs))), kind=kind,
-        test_metric=_accuracy(own.predict(spec, dataset, weights, dataset.x_test),
-                              dataset.y_test, dataset.task),
+        test_metric=metric_value(dataset.task, spec.metric,
+                                 own.predict(spec, dataset, weights, dataset.x_test),
+                                 dataset.y_test),
         stored_test_metric=float(config.test_values[0]) if config.test_values else math.nan)
-
-
-def _accuracy(predicted: np.ndarray, y: np.ndarray, task: str) -> float:
-    """Test accuracy of one model, as the engines count it (p > 0.5, or the likeliest class)."""
-    labels = np.asarray(y).reshape(len(y), -1)[:, 0]
-    guess = (np.asarray(predicted).reshape(len(y)) > 0.5) if task == "binary" \
-        else np.argmax(predicted, axis=1)
-    return float(np.mean(guess.astype(np.int64) == labels.astype(np.int64)))
 
 
 def _doubt(b: Boundary, retrained: bool, engine_name: str) -> list[str]:
