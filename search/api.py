@@ -323,10 +323,10 @@ class Study:
                         f"reading study {self.name!r}")
 
     def _raw_results(self) -> StudyResults:
-        from search.analysis.results import collect
+        from search.analysis.results import read_results
         from search.storage import retrying
 
-        return retrying(lambda: collect(self._load()), f"reading study {self.name!r}")
+        return retrying(lambda: read_results(self._load()), f"reading study {self.name!r}")
 
     def results(self, require_complete: bool = True) -> Results:
         """The results as `noise-search results` shows them (also while the study runs); a
@@ -490,7 +490,7 @@ def run(study_file: str | Path, overrides: Mapping[str, Any] | Sequence[str] | N
     from search import spec as spec_module
     from search.data import load_dataset
     from search.startup import quiet_tensorflow_logging
-    from search.storage import check_shareable, open_storage, resolve_url
+    from search.storage import check_shareable, resolve_url
 
     quiet_tensorflow_logging()
     if workers < 1:
@@ -506,37 +506,46 @@ def run(study_file: str | Path, overrides: Mapping[str, Any] | Sequence[str] | N
         from search.builder import check_fits_data
 
         check_fits_data(spec, data)
-    rdb = open_storage(url)
     make = reporter or (lambda spec, study, data: _Bar(spec, study, quiet))
-    if workers > 1:  # the workers train; this process only opens the study and reports
+    report = _train(spec, data, url, workers, make)
+    study = Study(spec.study.name, url)
+    report.finished(study.results(require_complete=False))
+    saved = study._save_after_run(quiet, report.warn)
+    if saved is not None:
+        report.saved_figures(saved)
+    return study
+
+
+def _train(spec: Any, data: Any, url: str, workers: int,
+           make: Callable[[Any, Any, Any], Reporter]) -> Reporter:
+    """Train what the study still needs, in this process or in ``workers`` local worker
+    processes (then this one only opens the study and reports); returns the reporter."""
+    from search.storage import open_storage
+
+    rdb = open_storage(url)
+    if workers > 1:
         from search.study.opening import open_study as open_optuna_study
         from search.workers import run_workers
 
-        study = open_optuna_study(spec, rdb)
-        report = make(spec, study, data)
+        report = make(spec, open_optuna_study(spec, rdb), data)
         try:
             run_workers(spec, url, workers, on_done=report.done)
         finally:
             report.close()
-    else:
-        from search.interrupts import catch_interrupts
-        from search.startup import load_tensorflow
-        from search.study.runner import StudyRunner
+        return report
+    from search.interrupts import catch_interrupts
+    from search.startup import load_tensorflow
+    from search.study.runner import StudyRunner
 
-        load_tensorflow()  # quietly: the Keras engines import it lazily, while training
-        runner = StudyRunner(spec, rdb, data=data)
-        report = make(spec, runner.study, data)
-        try:
-            with catch_interrupts() as stop:
-                runner.run(on_done=report.done, stop=stop)
-        finally:
-            report.close()
-    study_ = Study(spec.study.name, url)
-    report.finished(study_.results(require_complete=False))
-    saved = study_._save_after_run(quiet, report.warn)
-    if saved is not None:
-        report.saved_figures(saved)
-    return study_
+    load_tensorflow()  # quietly: the Keras engines import it lazily, while training
+    runner = StudyRunner(spec, rdb, data=data)
+    report = make(spec, runner.study, data)
+    try:
+        with catch_interrupts() as stop:
+            runner.run(on_done=report.done, stop=stop)
+    finally:
+        report.close()
+    return report
 
 
 class Reporter(Protocol):

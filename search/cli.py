@@ -429,7 +429,7 @@ def report(study_name: str, output: Path | None, storage: str | None, to_dashboa
               help="Port to listen on.")
 def dashboard(storage: str | None, host: str, port: int) -> int:
     """Browse the studies of the storage in optuna-dashboard, with noise-search's figures."""
-    from search.dashboard import serve
+    from search.dashboard_server import serve
 
     try:
         serve(storage, host, port, announce=click.echo)

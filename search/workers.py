@@ -118,9 +118,9 @@ def _worker(spec: StudySpec, url: str, events: Any, index: int, threads: str) ->
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     code = _OK
     try:
+        from search.startup import load_tensorflow
         from search.storage import open_storage
         from search.study.runner import StudyRunner
-        from search.usercode import load_tensorflow
 
         load_tensorflow()  # quietly, before a builder or the Keras engine imports it
         runner = StudyRunner(spec, open_storage(url))

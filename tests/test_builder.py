@@ -378,7 +378,7 @@ def test_a_builder_study_runs_and_every_reader_works(tmp_path, capsys):
 
     import optuna
 
-    from search.analysis.results import collect
+    from search.analysis.results import read_results
     from search.report import with_boundaries
     from search.report.collect import collect as report_collect
     from search.study import record
@@ -395,7 +395,7 @@ def test_a_builder_study_runs_and_every_reader_works(tmp_path, capsys):
     attrs = {t.user_attrs["config"]: t.user_attrs for t in study.trials}
     assert attrs["dense1:0.2"][record.sigma_attr("dense1")] == 0.2
     assert attrs["input:0.2"][record.sigma_attr("input")] == 0.2
-    rows = collect(study).rows
+    rows = read_results(study).rows
     assert {r["config"] for r in rows} == {"none", "input:0.2", "dense1:0.2"}
     with sqlite3.connect(tmp_path / "studies.db") as db:
         view = db.execute("SELECT config, sigma_input FROM noise_search_trials").fetchall()

@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search import spec as spec_module
-from search.analysis.results import collect
+from search.analysis.results import read_results
 from search.cli import main
 from search.storage import open_storage
 from search.study import queue, record
@@ -100,7 +100,7 @@ def test_results_show_seeds_run_and_why_a_configuration_stopped(write_study, sql
                                                                 capsys):
     spec = _spec(write_study)
     StudyRunner(spec, open_storage(sqlite_url), train=racer).run()
-    res = collect(optuna.load_study(study_name="tiny", storage=sqlite_url))
+    res = read_results(optuna.load_study(study_name="tiny", storage=sqlite_url))
     rows = {r["config"]: r for r in res.rows}
     assert (rows["input:0.3"]["state"], rows["input:0.3"]["n"]) == ("PRUNED", 5)
     assert rows["input:0.3"]["p_paired"] is not None  # compared on the 5 seeds it has

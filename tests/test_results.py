@@ -16,7 +16,7 @@ from scipy import stats as sps
 from search import format as fmt
 from search.analysis import stats
 from search.analysis.recommend import recommend
-from search.analysis.results import collect, compare_configs
+from search.analysis.results import compare_configs, read_results
 from search.cli import main
 from search.engine._common import ENGINE_VERSION
 from search.noise import parse_config_key
@@ -80,7 +80,7 @@ def _json(capsys, *argv) -> list[dict] | dict:
 
 def test_rows_carry_the_comparison_with_the_baseline(sqlite_url):
     configs = {"none": BASE, "hidden_pre:0.1": GOOD, "input:0.01": SLIGHT, "input:0.3": WORSE}
-    res = collect(make_study(sqlite_url, configs))
+    res = read_results(make_study(sqlite_url, configs))
     rows = {r["config"]: r for r in res.rows}
     assert [r["config"] for r in res.rows] == ["hidden_pre:0.1", "input:0.01", "none",
                                                "input:0.3"]
@@ -122,7 +122,7 @@ def test_rows_carry_the_comparison_with_the_baseline(sqlite_url):
 
 
 def test_recommendation_names_a_significant_best(sqlite_url):
-    res = collect(make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD,
+    res = read_results(make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD,
                                           "input:0.01": SLIGHT}))
     rec = recommend(res)
     assert rec.best == "hidden_pre:0.1" and rec.beats_baseline and rec.significant
@@ -135,7 +135,7 @@ def test_recommendation_names_a_significant_best(sqlite_url):
 
 def test_recommendation_warns_when_the_runner_up_is_as_good(sqlite_url):
     twin = [v - 0.005 for v in GOOD[:3]] + GOOD[3:]
-    res = collect(make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD,
+    res = read_results(make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD,
                                           "hidden_post:0.1": twin}))
     rec = recommend(res)
     p = sps.ttest_rel(GOOD, twin).pvalue
@@ -146,7 +146,7 @@ def test_recommendation_warns_when_the_runner_up_is_as_good(sqlite_url):
 
 
 def test_recommendation_says_when_a_gain_is_not_significant(sqlite_url):
-    res = collect(make_study(sqlite_url, {"none": BASE, "input:0.01": SLIGHT,
+    res = read_results(make_study(sqlite_url, {"none": BASE, "input:0.01": SLIGHT,
                                           "input:0.3": WORSE}))
     rec = recommend(res)
     assert rec.best == "input:0.01" and rec.beats_baseline and not rec.significant
@@ -156,7 +156,8 @@ def test_recommendation_says_when_a_gain_is_not_significant(sqlite_url):
 
 
 def test_recommendation_says_plainly_when_nothing_beats_the_baseline(sqlite_url):
-    res = collect(make_study(sqlite_url, {"none": GOOD, "input:0.01": BASE, "input:0.3": WORSE}))
+    res = read_results(make_study(sqlite_url, {"none": GOOD, "input:0.01": BASE,
+                                               "input:0.3": WORSE}))
     rec = recommend(res)
     assert rec.best == "none" and not rec.beats_baseline and not rec.significant
     assert rec.text.startswith("recommendation: no noise. No configuration beats the baseline")
@@ -166,7 +167,7 @@ def test_minimized_metric_counts_lower_as_better(sqlite_url):
     # rmse: GOOD's larger numbers are worse, WORSE's smaller numbers are better.
     study = make_study(sqlite_url, {"none": BASE, "input:0.1": GOOD, "hidden_pre:0.1": WORSE},
                        metric="rmse", direction="minimize")
-    res = collect(study)
+    res = read_results(study)
     assert [r["config"] for r in res.rows] == ["hidden_pre:0.1", "none", "input:0.1"]
     rows = {r["config"]: r for r in res.rows}
     assert rows["hidden_pre:0.1"]["win_share"] == 1.0 and rows["input:0.1"]["win_share"] == 0.0
@@ -175,7 +176,7 @@ def test_minimized_metric_counts_lower_as_better(sqlite_url):
 
 
 def test_no_baseline_no_recommendation(sqlite_url):
-    res = collect(make_study(sqlite_url, {"input:0.01": SLIGHT}, waiting=("none",)))
+    res = read_results(make_study(sqlite_url, {"input:0.01": SLIGHT}, waiting=("none",)))
     rec = recommend(res)
     assert rec.best is None and "baseline (none) has not completed" in rec.text
     assert res.rows[0]["p_paired"] is None
@@ -249,7 +250,7 @@ def test_results_table_fits_the_terminal_and_wide_shows_it_whole(width, sqlite_u
     study = make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD, "input:0.3": WORSE,
                                     "input+hidden_pre:hidden_pre=0.1,input=0.01": SLIGHT},
                        waiting=("input:0.5",))
-    res = collect(study)
+    res = read_results(study)
     table = fmt.summary_table(res.rows, res.metric, fmt.RESULTS_COLUMNS)
     monkeypatch.setenv("COLUMNS", str(width))
     capsys.readouterr()
@@ -271,7 +272,7 @@ def test_results_table_fits_the_terminal_and_wide_shows_it_whole(width, sqlite_u
 
 def test_compare_any_two_configurations(sqlite_url, capsys):
     make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD, "input:0.01": SLIGHT})
-    res = collect(optuna.load_study(study_name="built", storage=sqlite_url))
+    res = read_results(optuna.load_study(study_name="built", storage=sqlite_url))
     pair = compare_configs(res, "hidden_pre:0.10", "input:0.01")  # 0.10 names 0.1
     assert pair.a["config"] == "hidden_pre:0.1"
     expected = sps.ttest_ind(GOOD, SLIGHT, equal_var=False)
@@ -345,7 +346,7 @@ def test_non_finite_stored_numbers_become_null(sqlite_url, capsys):
 
 def test_recommendation_when_the_best_mean_is_too_noisy_but_another_gain_is_real(sqlite_url):
     noisy = [0.99, 0.65, 0.99, 0.70, 0.99, 0.70]  # highest mean, but all over the place
-    res = collect(make_study(sqlite_url, {"none": BASE, "input:0.1": noisy,
+    res = read_results(make_study(sqlite_url, {"none": BASE, "input:0.1": noisy,
                                           "hidden_pre:0.1": GOOD}))
     rec = recommend(res)
     assert rec.best == "input:0.1" and rec.beats_baseline and not rec.significant
@@ -358,7 +359,7 @@ def test_a_sampler_study_counts_its_n_trials_not_its_queue(sqlite_url, capsys):
     """A tpe / random study queues only the baseline; its total is n_trials."""
     make_study(sqlite_url, {"none": BASE, "input:0.1": GOOD, "hidden_pre:0.2": SLIGHT},
                sampler="tpe", n_trials=4)
-    res = collect(optuna.load_study(study_name="built", storage=sqlite_url))
+    res = read_results(optuna.load_study(study_name="built", storage=sqlite_url))
     assert res.total == 4 and not res.progress.finished
     assert "(3 of 4 configurations complete; this may change)" in recommend(res).text
     assert main(["results", "built", "--storage", sqlite_url]) == 0
@@ -373,7 +374,7 @@ def test_a_study_with_a_diverged_configuration_is_finished(sqlite_url, capsys):
 
     study = make_study(sqlite_url, {"none": BASE, "hidden_pre:0.1": GOOD},
                        diverged=("input:1e+30",))
-    res = collect(study)
+    res = read_results(study)
     assert (res.progress.complete, res.progress.diverged, res.progress.failed) == (2, 1, 0)
     assert res.progress.finished
     rec = recommend(res)
@@ -385,7 +386,8 @@ def test_a_study_with_a_diverged_configuration_is_finished(sqlite_url, capsys):
             in capsys.readouterr().out)
     # An error, unlike a divergence, is run again on resume: not finished.
     make_study(sqlite_url, {"none": BASE}, name="erred", failed=("input:0.1",))
-    assert not collect(optuna.load_study(study_name="erred", storage=sqlite_url)).progress.finished
+    erred = optuna.load_study(study_name="erred", storage=sqlite_url)
+    assert not read_results(erred).progress.finished
 
 
 def test_compare_verdict_and_recommendation_share_one_rule():
@@ -469,7 +471,7 @@ def test_a_configuration_stopped_early_is_compared_on_the_seeds_it_has(sqlite_ur
     assert r["diff_ci_low"] <= r["diff"] <= r["diff_ci_high"]
     assert r["p_welch"] == pytest.approx(sps.ttest_ind(stopped, BASE, equal_var=False).pvalue)
     assert r["win_share"] == 0.0
-    res = collect(study)
+    res = read_results(study)
     assert recommend(res).best == "hidden_pre:0.1"  # a stopped configuration is never the answer
     assert [row["state"] for row in res.rows] == ["COMPLETE", "COMPLETE", "PRUNED"]
     out = _json(capsys, "compare", "built", "input:0.3", "none", "--storage", sqlite_url,
@@ -496,7 +498,7 @@ def test_results_json_with_recommendation(sqlite_url, capsys, configs, decision,
                 "--with-recommendation")
     assert isinstance(rows, list) and out["rows"] == rows
     rec = out["recommendation"]
-    expected = recommend(collect(optuna.load_study(study_name="built", storage=sqlite_url)))
+    expected = recommend(read_results(optuna.load_study(study_name="built", storage=sqlite_url)))
     assert (rec["decision"], rec["configuration"]) == (decision, use)
     assert rec["text"] == expected.text
     assert rec["significant_configurations"] == expected.significant_configs

@@ -272,14 +272,14 @@ def test_a_given_trainer_never_imports_tensorflow(write_study, sqlite_url):
     code = f"""
 import sys
 from search import spec as spec_module
-from search.analysis.results import collect
+from search.analysis.results import read_results
 from search.storage import open_storage
 from search.study.runner import StudyRunner
 from tests.conftest import FakeTrainer
 runner = StudyRunner(spec_module.load({str(write_study())!r}), open_storage({sqlite_url!r}),
                      train=FakeTrainer())
 assert len(runner.run()) == 5
-assert len(collect(runner.study).completed) == 5
+assert len(read_results(runner.study).completed) == 5
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
 """
     env = {**os.environ, "PYTHONPATH": str(root)}

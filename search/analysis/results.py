@@ -1,6 +1,6 @@
 """Stored trials -> one typed result per configuration, the shape every output starts from.
 
-`collect` reads the trials once and builds each configuration's `ConfigResult` (its
+`read_results` reads the trials once and builds each configuration's `ConfigResult` (its
 aggregates, its `Versus` the baseline, the bootstrap interval, its `RobustResult` under
 test-time noise) without changing anything after it is made; `ConfigResult.as_dict` is the
 row of `results --format json`. The CLI's table / CSV / JSON, the API, the SQL view's tests
@@ -186,7 +186,7 @@ def _meta(study: optuna.Study) -> StudyMeta:
     return meta
 
 
-def collect(study: optuna.Study) -> StudyResults:
+def read_results(study: optuna.Study) -> StudyResults:
     """One result per configuration, best first; configurations not yet complete at the end."""
     meta = _meta(study)
     maximize = meta.direction == "maximize"

@@ -333,7 +333,7 @@ def collect(study: optuna.Study, *, progress: Progress | None = None) -> ReportD
     trained here (decision boundaries are their own step, report.boundary.with_boundaries,
     which may retrain, and so is kept out of the storage's retries). Raises StudyError if
     nothing is complete."""
-    res = results_module.collect(study)
+    res = results_module.read_results(study)
     results_module.require_completed(res)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     stored = StoredSpec.parse(study.user_attrs.get(SPEC_ATTR))

@@ -6,9 +6,9 @@ database under the study lock, so each grid point runs once however many workers
 study. A trial whose worker died (no heartbeat) is failed and its configuration queued again.
 For tpe / random only the baseline is queued; the sampler proposes the rest.
 
-A racing study (study/race.py) queues the same trials, but a trial comes back to the queue
-after each block of seeds, and is only taken when its next block does not wait for the
-round's decision.
+A racing study (study/schedule.py) queues the same trials, but a trial comes back to the
+queue after each block of seeds, and is only taken when its next block does not wait for
+the round's decision.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.noise import NoiseConfig
 from search.spec import StudySpec
 from search.storage import study_lock
-from search.study import race, record
+from search.study import record, schedule
 from search.study._ids import trial_id
 from search.study.space import sampler, trial_params
 
@@ -62,12 +62,12 @@ def _racing_order(study: optuna.Study, spec: StudySpec | None,
     """The order in which queued trials are taken, and which may be taken: for a race, the
     configurations with the fewest seeds first (rounds complete sooner), none whose next
     block waits for a decision."""
-    settings = race.settings(spec) if spec is not None else None
+    settings = schedule.settings(spec) if spec is not None else None
     if settings is None:
         return trials, lambda frozen: True
-    up_to = race.decided(study)
+    up_to = schedule.decided(study)
     ordered = sorted(trials, key=lambda t: (record.seeds_recorded(t), t.number))
-    return ordered, lambda frozen: race.ready(frozen, up_to, settings)
+    return ordered, lambda frozen: schedule.ready(frozen, up_to, settings)
 
 
 def pop_waiting(study: optuna.Study, storage: optuna.storages.RDBStorage,
@@ -127,7 +127,7 @@ def enqueue_missing(study: optuna.Study, spec: StudySpec, configs: list[NoiseCon
     for config in configs:
         if config.key in taken:
             continue
-        blocks = race.carried(trials, config.key)
+        blocks = schedule.carried(trials, config.key)
         if blocks:  # a retry keeps the blocks of seeds recorded: none is trained twice
             study.add_trial(optuna.trial.create_trial(
                 state=TrialState.WAITING, user_attrs=record.queued_attrs(config),
@@ -147,7 +147,7 @@ def recover(study: optuna.Study, storage: optuna.storages.RDBStorage, spec: Stud
     with study_lock(storage, study.study_name):
         optuna.storages.fail_stale_trials(study)
         queued = enqueue_missing(study, spec, record.queued_configurations(spec))
-        settings = race.settings(spec)
+        settings = schedule.settings(spec)
         if settings is None or meta is None:
             return queued
-        return queued + race.advance(study, storage, meta, settings).rounds
+        return queued + schedule.advance(study, storage, meta, settings).rounds

@@ -1,7 +1,7 @@
 """StudyRunner: a worker on one study, taking configurations and training them until none is
 left. One trial is one noise configuration. The runner trains it in blocks of seeds, each
 block's repeats together by the engine: a study that does not race has one block of all
-study.repeats; a racing study's blocks end at the race's checkpoints (study/race.py), and
+study.repeats; a racing study's blocks end at the race's checkpoints (study/schedule.py), and
 the trial is taken once per block. Every block is recorded the same way (`_record_block`).
 
 The runner is the only place that talks to a running Optuna trial; what it writes is the
@@ -29,7 +29,7 @@ from search.engine._common import TrainResult
 from search.noise import NoiseConfig
 from search.spec import StudySpec
 from search.storage import retrying, study_lock
-from search.study import queue, race, record
+from search.study import queue, record, schedule
 from search.study._ids import trial_id
 from search.study.heartbeat import Heartbeat
 from search.study.opening import open_study
@@ -54,7 +54,7 @@ class TrialOutcome:
     summary: stats.Summary | None
     seconds: float
     failure: str | None = None
-    stopped: tuple[race.Stopped, ...] = ()
+    stopped: tuple[schedule.Stopped, ...] = ()
 
 
 class StudyRunner:
@@ -76,7 +76,7 @@ class StudyRunner:
         meta = record.StudyMeta.read(self.study)
         assert meta is not None  # open_study stored it
         self.meta = meta
-        self.schedule = race.schedule(spec)
+        self.schedule = schedule.of(spec)
 
     # -- the queue --------------------------------------------------------------------------
 
@@ -198,7 +198,7 @@ class StudyRunner:
     def _record_block(self, trial: optuna.Trial, config: NoiseConfig, block: range,
                       result: TrainResult | None, seconds: float,
                       ) -> tuple[TrialState, stats.Summary | None, str | None,
-                                 tuple[race.Stopped, ...]]:
+                                 tuple[schedule.Stopped, ...]]:
         """Record a trained block (one storage call: all of it or nothing), derive the trial's
         record from its blocks, complete or park it, and (racing) decide the rounds now
         complete. Under the study lock: recovery (which fails stale trials) cannot come
@@ -224,9 +224,9 @@ class StudyRunner:
                 if weights is not None:
                     self.storage.set_trial_system_attr(tid, record.WEIGHTS_ATTR, weights)
             measured = self._derive(tid, config, blocks)
-            stopped: tuple[race.Stopped, ...] = ()
+            stopped: tuple[schedule.Stopped, ...] = ()
             if self.schedule.race is not None:
-                stopped = race.advance(self.study, self.storage, self.meta,
+                stopped = schedule.advance(self.study, self.storage, self.meta,
                                        self.schedule.race).stopped
             after = self.storage.get_trial(tid)
         return (after.state, measured.test, after.user_attrs.get(record.PRUNED_REASON_ATTR),

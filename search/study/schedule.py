@@ -64,7 +64,8 @@ class Schedule:
         return range(seeds, stop)
 
 
-def schedule(spec: StudySpec) -> Schedule:
+def of(spec: StudySpec) -> Schedule:
+    """The blocks a study's configurations are trained in."""
     race = settings(spec)
     if race is None:
         return Schedule((spec.study.repeats,), None)
