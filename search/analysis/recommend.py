@@ -15,8 +15,8 @@ import numpy as np
 
 from search import format as fmt_
 from search.analysis import stats
-from search.analysis.paired import PairedComparison, compare_paired, paired_test
-from search.analysis.results import Pair, StudyResults
+from search.analysis.paired import PairedComparison, Versus, compare_paired, paired_test
+from search.analysis.results import ConfigResult, Pair, StudyResults
 from search.noise import BASELINE
 
 
@@ -102,49 +102,62 @@ def _robust_view(results: StudyResults) -> StudyResults:
 
 def _robustness_note(results: StudyResults, best: str) -> str:
     """One sentence on the named configuration's robust score against the baseline's."""
-    row = next((r for r in results.rows if r["config"] == best), None)
-    base = results.baseline
-    if row is None or base is None or row.get("robust_mean") is None:
+    config = next((c for c in results.configs if c.config == best), None)
+    base = results.baseline_config
+    if (config is None or base is None or config.robust is None
+            or config.robust.mean is None):
         return ""
     sign = 1 if results.maximize else -1
-    if row is base:
-        most = max((r for r in results.completed if r.get("robust_diff") is not None),
-                   key=lambda r: r["robust_diff"] * sign, default=None)
+    if config.config == base.config:
+        most = max((c for c in results.completed_configs if _robust_vs(c).diff is not None),
+                   key=lambda c: (_robust_vs(c).diff or 0.0) * sign, default=None)
         if most is None:
             return ""
-        row = most
-        if most["robust_diff"] * sign > 0:
-            lead = (f". Under test-time noise the most robust configuration, {most['config']}, "
+        config = most
+        if (_robust_vs(most).diff or 0.0) * sign > 0:
+            lead = (f". Under test-time noise the most robust configuration, {most.config}, "
                     f"is")
         else:  # the baseline itself is the most robust: say so, and name the closest
             lead = (f". Under test-time noise no noise configuration is more robust than the "
-                    f"baseline; the closest is {most['config']}")
+                    f"baseline; the closest is {most.config}")
     else:
         lead = f". Under test-time noise, {best} is"
-    verdict = decide(row.get("robust_diff") or 0.0, row.get("robust_p_holm"), results.maximize)
+    robust = _robust_vs(config)
+    verdict = decide(robust.diff or 0.0, robust.p_holm, results.maximize)
     if verdict.better is None and "the closest is" not in lead:
         lead += " as robust as the baseline"
     elif verdict.better is not None and "the closest is" not in lead:
         lead += (" significantly " if verdict.significant else " (not significantly) ") + (
             "more" if verdict.better else "less") + " robust than the baseline"
+    assert config.robust is not None
     # CE counts clean error too; the relative CE only what the noise adds to it (robustness).
-    ce, rel = row.get("ce"), row.get("relative_ce")
+    ce, rel = config.robust.ce, config.robust.relative_ce
     ce_says = "" if ce is None else (
         f" ({'fewer' if ce < 1 else 'no fewer'} errors under noise than the baseline)")
     rel_says = (" (undefined: the baseline does not degrade under this noise)" if rel is None
                 else f" (it degrades {'faster' if rel > 1 else 'no faster'} than the baseline "
                      "as σ grows)")
-    return (f"{lead}: robust score {fmt_.number(row['robust_mean'])} vs "
-            f"{fmt_.number(base.get('robust_mean'))} without noise (Δ "
-            f"{fmt_.signed(row.get('robust_diff'))}, Holm-adjusted paired p = "
-            f"{_p(row.get('robust_p_holm'))}), CE {fmt_.number(ce, 3)}{ce_says}, relative CE "
+    return (f"{lead}: robust score {fmt_.number(config.robust.mean)} vs "
+            f"{fmt_.number(base.robust.mean if base.robust else None)} without noise (Δ "
+            f"{fmt_.signed(robust.diff)}, Holm-adjusted paired p = "
+            f"{_p(robust.p_holm)}), CE {fmt_.number(ce, 3)}{ce_says}, relative CE "
             f"{fmt_.number(rel, 3)}{rel_says}")
+
+
+def _vs(c: ConfigResult) -> Versus:
+    """A result's comparison with the baseline (all None when it has none)."""
+    return c.versus or Versus()
+
+
+def _robust_vs(c: ConfigResult) -> Versus:
+    """A result's robust score compared with the baseline's (all None when none)."""
+    return (c.robust.versus if c.robust is not None else None) or Versus()
 
 
 def _recommend(results: StudyResults) -> Recommendation:
     """Best configuration by mean in the study's direction, and whether it beats the baseline."""
-    completed = results.completed
-    baseline = results.baseline
+    completed = results.completed_configs
+    baseline = results.baseline_config
     metric = results.metric
     if not completed:
         return Recommendation(None, False, False, [], "no configuration has completed yet")
@@ -152,43 +165,44 @@ def _recommend(results: StudyResults) -> Recommendation:
         return Recommendation(None, False, False, [],
                               "no recommendation: the baseline (none) has not completed, so "
                               "nothing can be compared with training without noise")
-    judged = [(r, decide(r["diff"], r["p_holm"], results.maximize)) for r in completed
-              if r is not baseline and r["diff"] is not None]
-    better = [r for r, verdict in judged if verdict.better]
-    significant = [r["config"] for r, verdict in judged if verdict.better and verdict.significant]
+    judged = [(c, decide(_vs(c).diff or 0.0, _vs(c).p_holm, results.maximize))
+              for c in completed if c.config != baseline.config and _vs(c).diff is not None]
+    better = [c for c, verdict in judged if verdict.better]
+    significant = [c.config for c, verdict in judged if verdict.better and verdict.significant]
     pending = ""
     if results.total and not results.progress.finished:
         pending = (f" ({len(completed)} of {results.total} configurations complete; this "
                    "may change)")
     if not better:
-        runner_up = next((r for r in completed if r is not baseline), None)
+        runner_up = next((c for c in completed if c.config != baseline.config), None)
         text = (f"recommendation: no noise. No configuration beats the baseline "
-                f"(mean {metric} {fmt_.number(baseline['mean'])})")
-        if runner_up is not None and runner_up["mean"] is not None:
-            text += (f"; the best with noise, {runner_up['config']}, has "
-                     f"{fmt_.number(runner_up['mean'])}")
+                f"(mean {metric} {fmt_.number(baseline.mean)})")
+        if runner_up is not None and runner_up.mean is not None:
+            text += (f"; the best with noise, {runner_up.config}, has "
+                     f"{fmt_.number(runner_up.mean)}")
         return Recommendation(BASELINE, False, False, [], text + pending)
-    best = better[0]  # rows are sorted best first
-    n_tests = sum(r["p_holm"] is not None for r in results.rows)
-    gain = (f"{best['config']}: mean {metric} {fmt_.number(best['mean'])} vs "
-            f"{fmt_.number(baseline['mean'])} without noise (Δ {fmt_.signed(best['diff'])}")
+    best = better[0]  # results are sorted best first
+    vs = _vs(best)
+    n_tests = _comparisons(results)
+    gain = (f"{best.config}: mean {metric} {fmt_.number(best.mean)} vs "
+            f"{fmt_.number(baseline.mean)} without noise (Δ {fmt_.signed(vs.diff)}")
     adjusted = adjusted_interval(results, best)
     if adjusted is not None and adjusted.bounded(results.metric):
         gain += (f", {fmt_.ci(adjusted.low, adjusted.high, is_signed=True)} at 95% adjusted "
                  f"for the {n_tests} comparisons as its p is")
     elif adjusted is not None:
-        gain += f"; {best['n']} seeds cannot bound it at 95% adjusted for {n_tests} comparisons"
+        gain += f"; {best.n} seeds cannot bound it at 95% adjusted for {n_tests} comparisons"
     gain += ")"
-    if best["win_share"] is not None:
-        gain += f", better on {round(best['win_share'] * (best['n'] or 0))} of {best['n']} seeds"
-    test = "paired t" if best.get("paired_test") == "t" else "sign-flip"
-    holm_p = (f"Holm-adjusted paired p = {_p(best['p_holm'])} over {n_tests} comparisons "
-              f"({test} p = {_p(best['p_paired'])}, Welch p = {_p(best['p_welch'])})")
-    if best["config"] in significant:
+    if vs.win_share is not None:
+        gain += f", better on {round(vs.win_share * (best.n or 0))} of {best.n} seeds"
+    test = "paired t" if vs.paired_test == "t" else "sign-flip"
+    holm_p = (f"Holm-adjusted paired p = {_p(vs.p_holm)} over {n_tests} comparisons "
+              f"({test} p = {_p(vs.p_paired)}, Welch p = {_p(vs.p_welch)})")
+    if best.config in significant:
         text = (f"recommendation: {gain}. The gain is significant after correction: "
                 f"{holm_p} < {stats.SIGNIFICANCE:g}; {len(significant)} of {n_tests} "
                 "configurations are significantly better than the baseline")
-        return Recommendation(best["config"], True, True, significant,
+        return Recommendation(best.config, True, True, significant,
                               text + _runner_up(results, best) + pending)
     if significant:  # a smaller but steadier gain elsewhere passed the test
         text = (f"best: {gain}. Its gain is NOT significant after correction ({holm_p}). "
@@ -197,12 +211,17 @@ def _recommend(results: StudyResults) -> Recommendation:
         text = (f"recommendation: no noise. No configuration is significantly better than "
                 f"the baseline after correction; the best, {gain}, has a gain that is NOT "
                 f"significant ({holm_p}) and may be seed-to-seed variation")
-    return Recommendation(best["config"], True, False, significant,
+    return Recommendation(best.config, True, False, significant,
                           text + _seeds_needed(best) + pending)
 
 
-def _seeds_needed(row: dict[str, Any]) -> str:
-    needed = row.get("seeds_needed")
+def _comparisons(results: StudyResults) -> int:
+    """How many comparisons with the baseline Holm's correction is over."""
+    return sum(_vs(c).p_holm is not None for c in results.configs)
+
+
+def _seeds_needed(config: ConfigResult) -> str:
+    needed = _vs(config).seeds_needed
     if needed is None:
         return ""
     return (f". If its Δ is real, about {needed} seeds would show it after the correction "
@@ -228,14 +247,15 @@ class AdjustedInterval:
             self.high is not None and self.high < hi)
 
 
-def adjusted_interval(results: StudyResults, row: dict[str, Any]) -> AdjustedInterval | None:
-    """`AdjustedInterval` of ``row``'s Δ against the baseline; None without a test."""
-    p, p_holm = row.get("p_paired"), row.get("p_holm")
-    base = results.baseline
-    own = results.values.get(row["config"])
+def adjusted_interval(results: StudyResults,
+                      config: ConfigResult) -> AdjustedInterval | None:
+    """`AdjustedInterval` of ``config``'s Δ against the baseline; None without a test."""
+    p, p_holm = _vs(config).p_paired, _vs(config).p_holm
+    base = results.baseline_config
+    own = results.values.get(config.config)
     if p is None or p_holm is None or p <= 0 or base is None or own is None:
         return None
-    reference = results.values.get(base["config"])
+    reference = results.values.get(base.config)
     if reference is None:
         return None
     n = min(len(own), len(reference))
@@ -245,17 +265,17 @@ def adjusted_interval(results: StudyResults, row: dict[str, Any]) -> AdjustedInt
     return AdjustedInterval(low, high, confidence)
 
 
-def _runner_up(results: StudyResults, best: dict[str, Any]) -> str:
+def _runner_up(results: StudyResults, best: ConfigResult) -> str:
     """A warning when the second best is as good as the best, as far as the seeds can tell."""
-    second = next((r for r in results.completed if r is not best
-                   and r["placement"] != BASELINE and r["config"] in results.values), None)
-    if second is None or best["config"] not in results.values:
+    second = next((c for c in results.completed_configs if c.config != best.config
+                   and c.placement != BASELINE and c.config in results.values), None)
+    if second is None or best.config not in results.values:
         return ""
-    c = compare_paired(results.values[best["config"]], results.values[second["config"]],
+    c = compare_paired(results.values[best.config], results.values[second.config],
                        maximize=results.maximize)
     if c.p_paired is not None and c.p_paired < stats.SIGNIFICANCE:
         return ""
-    return (f". The runner-up {second['config']} (mean {fmt_.number(second['mean'])}) is not "
+    return (f". The runner-up {second.config} (mean {fmt_.number(second.mean)}) is not "
             f"significantly different from it (paired p = {_p(c.p_paired)})")
 
 
@@ -278,9 +298,11 @@ def decision(rec: Recommendation) -> str:
     return "not significant" if rec.significant_configs else "no noise"
 
 
-def _evidence(results: StudyResults, row: dict[str, Any]) -> dict[str, Any]:
-    """The numbers of ``row`` the recommendation rests on, with its adjusted interval."""
-    adjusted = adjusted_interval(results, row)
+def _evidence(results: StudyResults, config: ConfigResult) -> dict[str, Any]:
+    """The numbers of ``config``'s row the recommendation rests on, with its adjusted
+    interval."""
+    row = results.row_of(config.config) or {}
+    adjusted = adjusted_interval(results, config)
     return {**{k: row.get(k) for k in _EVIDENCE},
             "adjusted_ci_low": adjusted.low if adjusted else None,
             "adjusted_ci_high": adjusted.high if adjusted else None,
@@ -291,14 +313,14 @@ def recommendation_json(results: StudyResults) -> dict[str, Any]:
     """`results --format json --with-recommendation`: the rows (as `--format json` lists
     them) and the recommendation with the numbers it rests on, as one JSON-ready object."""
     rec = recommend(results)
-    row = next((r for r in results.rows if r["config"] == rec.best), None)
-    baseline = results.baseline
+    best = next((c for c in results.configs if c.config == rec.best), None)
+    baseline = results.baseline_config
     answer = decision(rec)
     # What to train with: the best configuration, the baseline, or no answer yet.
     use = {"noise": rec.best, "no noise": BASELINE}.get(answer)
     return {
         "study": results.name, "metric": results.metric, "direction": results.direction,
-        "complete": len(results.completed), "total": results.total,
+        "complete": len(results.completed_configs), "total": results.total,
         "finished": results.progress.finished,
         "rows": results.rows,
         "recommendation": {
@@ -307,10 +329,11 @@ def recommendation_json(results: StudyResults) -> dict[str, Any]:
             "significant": rec.significant,
             "significant_configurations": rec.significant_configs,
             "alpha": stats.SIGNIFICANCE,
-            "comparisons": sum(r["p_holm"] is not None for r in results.rows),
+            "comparisons": _comparisons(results),
             # The best mean (the configuration the decision is about) and the baseline.
-            "best": _evidence(results, row) if row is not None else None,
-            "baseline": ({k: baseline.get(k) for k in ("config", "mean", "sd", "n")}
+            "best": _evidence(results, best) if best is not None else None,
+            "baseline": ({"config": baseline.config, "mean": baseline.mean,
+                          "sd": baseline.sd, "n": baseline.n}
                          if baseline is not None else None),
             "text": rec.text,
         },

@@ -143,6 +143,21 @@ class StudyResults:
                      and r["state"] == "COMPLETE"), None)
 
     @property
+    def baseline_config(self) -> ConfigResult | None:
+        """The baseline's result, once it has completed."""
+        return next((c for c in self.configs if c.placement == BASELINE
+                     and c.state == "COMPLETE"), None)
+
+    @property
+    def completed_configs(self) -> list[ConfigResult]:
+        """The results of the configurations trained on every seed, best first."""
+        return [c for c in self.configs if c.state == "COMPLETE"]
+
+    def row_of(self, config: str) -> dict[str, Any] | None:
+        """The JSON row of configuration ``config``."""
+        return next((r for r in self.rows if r["config"] == config), None)
+
+    @property
     def completed(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["state"] == "COMPLETE"]
 
