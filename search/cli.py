@@ -43,7 +43,17 @@ def cli(debug: bool) -> None:
         os.environ[DEBUG_ENV] = "1"
 
 
-@cli.command()
+def _engines_epilog() -> str:
+    """`run --help`'s list of engines (study.engine), from the engines' own declarations."""
+    from search import engine
+
+    lines = engine.described().splitlines()
+    # \b: click keeps the paragraph's line breaks.
+    return "\b\nEngines (study.engine in the study file, or --set study.engine=NAME):\n" + \
+        "\n".join(f"  {line}" for line in lines)
+
+
+@cli.command(epilog=_engines_epilog())
 @click.argument("study_file", type=click.Path(path_type=Path, dir_okay=True))
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override a key of the study file; VALUE is parsed as TOML. Repeatable.")

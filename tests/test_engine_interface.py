@@ -138,3 +138,19 @@ def test_the_package_still_exports_train_result_for_its_users():
     out = subprocess.run([sys.executable, "-c", "import search.study, search.spec"], cwd=REPO,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_run_help_lists_every_engine_with_what_it_trains():
+    """The engines are registered, not hidden: `run --help` names each one of engine.NAMES
+    with its ABOUT, and each engine module declares the ABOUT of its limits."""
+    from click.testing import CliRunner
+
+    from search import engine
+    from search.cli import cli
+
+    out = CliRunner().invoke(cli, ["run", "--help"], terminal_width=200).output
+    assert "Engines (study.engine" in out
+    for name in engine.NAMES:
+        about = engine.limits(name).ABOUT
+        assert f"{name}: {about}" in out
+    assert "builder" in engine.limits("jax").MODELS and "jax: a model of your own" in out

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from search.noise import NoiseConfig
     from search.spec import StudySpec
 
-__all__ = ["NAMES", "Engine", "Limits", "TrainResult", "limits", "load", "startup_messages",
-           "train"]
+__all__ = ["NAMES", "Engine", "Limits", "TrainResult", "described", "limits", "load",
+           "startup_messages", "train"]
 
 # Every engine a study file may name (``study.engine``), with its module and its light
 # declarations module. Adding an engine means adding a line here and the two modules.
@@ -52,6 +52,7 @@ class Limits(Protocol):
     """What an engine declares about the studies it can train (readable without TensorFlow)."""
 
     NAME: str  # the ``study.engine`` value: "fast" | "keras" | "jax"
+    ABOUT: str  # what it trains and how, in a few words (`noise-search run --help`)
     SITES: tuple[str, ...]  # the noise sites it supports (values of search.noise.Site)
     MODELS: tuple[str, ...]  # what it trains: "mlp" (the built-in), "builder" (the user's)
 
@@ -100,6 +101,11 @@ def limits(name: str) -> Limits:
     """The declarations of engine ``name``, without importing TensorFlow."""
     _known(name)
     return cast(Limits, importlib.import_module(_LIMITS[name]))
+
+
+def described() -> str:
+    """Every engine a study file may name, one line each (`noise-search run --help`)."""
+    return "\n".join(f"{name}: {limits(name).ABOUT}" for name in NAMES)
 
 
 def load(name: str, builder: bool = False) -> Engine:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from search.spec import StudySpec
 
 NAME = "fast"
+ABOUT = "the built-in MLP, every repeat in one compiled XLA program (the default)"
 SITES: tuple[str, ...] = tuple(SITE_NAMES)
 MODELS: tuple[str, ...] = ("mlp",)  # the built-in MLP only
 

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from search.spec import StudySpec
 
 NAME = "jax"
+ABOUT = ("a model of your own (model.builder), every repeat in one compiled JAX program "
+         "(the default with a builder)")
 SITES: tuple[str, ...] = ()  # none of the built-in MLP's: a builder names its own
 MODELS: tuple[str, ...] = ("builder",)
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from search.spec import StudySpec
 
 NAME = "keras"
+ABOUT = "Keras model.fit per seed, the reference (the built-in MLP or a model of your own)"
 # Keras has layers (GaussianNoise, GaussianDropout) for these sites only; the reference engine
 # refuses the others rather than train something that is not the tutorial's code path.
 SITES: tuple[str, ...] = ("input", "hidden_pre", "hidden_post")

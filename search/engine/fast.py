@@ -49,6 +49,13 @@ from search.engine._common import (
     record_epochs,
     xla_cache_dir,
 )
+
+# The engine's declarations, read without TensorFlow (every site, the built-in MLP).
+from search.engine._fast_limits import ABOUT as ABOUT
+from search.engine._fast_limits import MODELS as MODELS
+from search.engine._fast_limits import NAME as NAME
+from search.engine._fast_limits import SITES as SITES
+from search.engine._fast_limits import check as check
 from search.metrics import metric_per_repeat
 from search.noise import NoiseConfig, Site
 
@@ -78,10 +85,6 @@ def _keep_compiled_programs() -> None:
 
 _keep_compiled_programs()
 
-NAME = "fast"
-# Every noise site: the engine draws its own noise, so no site depends on a Keras layer.
-SITES: tuple[str, ...] = tuple(site.value for site in Site)
-MODELS: tuple[str, ...] = ("mlp",)  # the built-in MLP only
 
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "relu": tf.nn.relu,
@@ -558,11 +561,6 @@ def _threads() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-def check(spec: StudySpec) -> list[tuple[str, str]]:
-    """Problems this engine has with ``spec``, as (key, message tail): none, it trains every
-    site, kind, optimizer and model size the study file accepts."""
-    return []
 
 
 def predict(spec: StudySpec, data: Dataset, weights: Sequence[np.ndarray],

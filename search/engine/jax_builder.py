@@ -38,7 +38,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from search.engine import keras_builder
-from search.engine._jax_limits import MODELS, NAME, SITES, check
+from search.engine._jax_limits import ABOUT, MODELS, NAME, SITES, check
 from search.errors import NoiseSearchError, debugging
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from search.noise import NoiseConfig
     from search.spec import StudySpec
 
-__all__ = ["MODELS", "NAME", "SITES", "check", "predict", "stop", "train"]
+__all__ = ["ABOUT", "MODELS", "NAME", "SITES", "check", "predict", "stop", "train"]
 
 
 class RemoteTraceback(Exception):

@@ -24,14 +24,14 @@ import numpy as np
 
 from search import builder
 from search.engine._common import TrainResult
-from search.engine._keras_limits import MODELS, NAME, SITES, check
+from search.engine._keras_limits import ABOUT, MODELS, NAME, SITES, check
 from search.engine.keras_ref import fit_repeats, make_optimizer, repeat_seed
 from search.metrics import metric_value
 from search.noise import NoiseConfig, baseline
 
 # The keras engine's declarations (a builder's model is one it trains), re-exported so that
 # this module is an Engine as keras_ref is (engine.for_study loads it for builder studies).
-__all__ = ["MODELS", "NAME", "SITES", "check", "predict", "train"]
+__all__ = ["ABOUT", "MODELS", "NAME", "SITES", "check", "predict", "train"]
 
 if TYPE_CHECKING:
     from search.data import Dataset

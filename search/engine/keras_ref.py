@@ -36,7 +36,7 @@ from search.engine._common import (
     learning_rate,
     record_epochs,
 )
-from search.engine._keras_limits import MODELS, NAME, SITES, check
+from search.engine._keras_limits import ABOUT, MODELS, NAME, SITES, check
 from search.metrics import metric_value
 from search.noise import NoiseConfig, Site, baseline, site_name
 
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from search.data import Dataset
     from search.spec import StudySpec
 
-__all__ = ["MODELS", "NAME", "SITES", "build_model", "check", "clean_scores", "dense_weights",
-           "dropout_rate", "fit_repeats", "make_optimizer", "make_recorder",
+__all__ = ["ABOUT", "MODELS", "NAME", "SITES", "build_model", "check", "clean_scores",
+           "dense_weights", "dropout_rate", "fit_repeats", "make_optimizer", "make_recorder",
            "noise_layer", "output_activation", "predict", "repeat_seed", "train"]
 
 # The sites this engine can train; spec validation refuses the others for engine = "keras".
