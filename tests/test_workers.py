@@ -112,16 +112,17 @@ def _assert_each_grid_point_complete_once(url: str, path: Path) -> list:
 def test_three_workers_one_killed_every_grid_point_complete_once(postgres_url, tmp_path):
     """The must-show: 3 worker processes on one PostgreSQL study, one SIGKILLed mid-trial."""
     path = tmp_path / "split.toml"
-    path.write_text(STUDY.format(epochs=3000, std="[0.1, 0.2, 0.3]"))
+    # Trials of several seconds: the victim's must still be training when it is killed.
+    path.write_text(STUDY.format(epochs=12000, std="[0.1, 0.2, 0.3]"))
     workers = [_spawn(["run", str(path), "--storage", postgres_url, "--quiet"],
                       tmp_path / f"worker{i}.log") for i in range(3)]
     try:
-        # All three train at once (each took its own configuration from the queue).
-        _wait_for(lambda: len(_running(postgres_url)) == 3, 120, "3 trials in training",
-                  workers)
+        # All three train at once (each took its own configuration from the queue), seen in
+        # one read: a second read may find the victim between two trials (seen in CI).
+        running = _wait_for(lambda: _running_if(postgres_url, 3), 120, "3 trials in training",
+                            workers)
         victim = workers[0]
-        (trial,) = [t for t in _running(postgres_url)
-                    if t.user_attrs[WORKER_ATTR] == _worker_id(victim)]
+        (trial,) = [t for t in running if t.user_attrs[WORKER_ATTR] == _worker_id(victim)]
         time.sleep(0.5)
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(10) == -signal.SIGKILL
