@@ -74,7 +74,7 @@ def test_losers_stop_after_the_first_round_the_rest_run_to_the_maximum(write_stu
         t = by_key[key]
         assert t.state == TrialState.COMPLETE and t.user_attrs["repeats"] == 15
         assert t.user_attrs["test_values"] == [scored(_config(key), r) for r in range(15)]
-        curves = t.system_attrs[record.CURVES_ATTR]
+        curves = record.stored_curves(t)
         assert len(curves["test_metric"]) == 15
         # Intermediate values mean what they mean in every study: the mean clean test curve
         # (step = epoch), here over all 15 seeds, rewritten after each block.

@@ -125,7 +125,7 @@ def test_three_racing_workers_one_killed_every_block_once(storage_url, tmp_path)
                                                   range(0, t.user_attrs["repeats"], 5)]
         recorded.update((key, *b["repeats"]) for b in blocks)
         # The mean clean test curve over the seeds recorded (step = epoch), as in any study.
-        curves = t.system_attrs[record.CURVES_ATTR]
+        curves = record.stored_curves(t)
         assert len(curves["test_metric"]) == t.user_attrs["repeats"]
         assert sorted(t.intermediate_values) == list(curves["epochs"])
     assert recorded == ended  # what was trained to the end is what was recorded, once

@@ -24,7 +24,7 @@ from search import format as fmt
 from search import report
 from search.cli import main
 from search.storage import open_storage
-from search.study.record import CURVES_ATTR
+from search.study.record import stored_curves
 from tests.conftest import REPORT_FIGURE_IDS as FIGURE_IDS
 from tests.conftest import ROBUSTNESS_SECTION, TINY_STUDY
 
@@ -68,7 +68,7 @@ def test_learning_curves_are_the_stored_curves(collected):
     expected = ["none"] + [data.best_of(p).config for p in data.placements]
     assert [c.config for c in data.curves] == expected
     for curves in data.curves:
-        stored = trials[curves.config].system_attrs[CURVES_ATTR]
+        stored = stored_curves(trials[curves.config])
         assert list(curves.epochs) == stored["epochs"] == [5, 10, 15, 20]
         test = np.array(stored["test_metric"])
         assert np.allclose(curves.test.mean, test.mean(axis=0), atol=1e-6)

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from search import spec as spec_module
 from search.cli import main
 from search.storage import open_storage
-from search.study.record import CURVES_ATTR, stored_blocks, stored_weights
+from search.study.record import stored_blocks, stored_curves, stored_weights
 
 
 def _run(study_file, url, *extra):
@@ -61,7 +61,7 @@ def test_every_grid_point_runs_once_with_its_statistics(write_study, sqlite_url)
         weights = stored_weights(t)
         assert [w.shape for w in weights] == [(2, 8), (8,), (8, 1), (1,)]
         assert all(w.dtype == np.float32 and np.isfinite(w).all() for w in weights)
-        curves = t.system_attrs[CURVES_ATTR]
+        curves = stored_curves(t)
         assert curves["epochs"] == [5, 10, 15, 20]
         assert np.array(curves["test_metric"]).shape == (3, 4)
         # Parameters as the dashboard shows them.
@@ -341,12 +341,40 @@ def test_intermediate_values_are_the_mean_curve_at_no_more_than_fifty_points(
 
     assert _run(write_study(), sqlite_url, "--set", "model.epochs=1000") == 0
     for t in optuna.load_study(study_name="tiny", storage=sqlite_url).trials:
-        epochs = t.system_attrs[CURVES_ATTR]["epochs"]
+        epochs = stored_curves(t)["epochs"]
         assert len(epochs) == 200 > MAX_INTERMEDIATE_VALUES == len(t.intermediate_values)
         steps = sorted(t.intermediate_values)
         assert steps[0] == epochs[0] == 5 and steps[-1] == epochs[-1] == 1000
         assert set(np.diff(steps)) <= {20, 25}  # evenly spaced record points
-        mean = np.mean(t.system_attrs[CURVES_ATTR]["test_metric"], axis=0)
+        mean = np.mean(stored_curves(t)["test_metric"], axis=0)
         for step, value in t.intermediate_values.items():
             assert value == pytest.approx(mean[epochs.index(step)], abs=1e-5)
         assert t.intermediate_values[1000] == pytest.approx(t.value, abs=1e-5)
+
+
+def test_curves_are_stored_once_in_the_blocks_and_older_studies_still_read():
+    """A trial's curves are its blocks' (merged in repeat order), not a second copy; a trial
+    of a study recorded before blocks has them in CURVES_ATTR and reads the same way."""
+    import optuna
+
+    from search.study import record
+
+    def block(start: int, stop: int, base: float) -> dict:
+        rows = [[base + r, base + r + 0.5] for r in range(start, stop)]
+        return {"repeats": [start, stop], "seconds": 1.0, "test_metric": [0.5] * (stop - start),
+                "curves": {"epochs": [5, 10], "test_metric": rows, "train_metric": rows}}
+
+    raced = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.COMPLETE, value=0.5,
+        system_attrs={record.block_attr(0): block(0, 2, 0.0),
+                      record.block_attr(2): block(2, 3, 0.0)})
+    curves = record.stored_curves(raced)
+    assert curves["epochs"] == [5, 10]
+    assert curves["test_metric"] == [[0.0, 0.5], [1.0, 1.5], [2.0, 2.5]]
+    assert record.CURVES_ATTR not in raced.system_attrs
+    old = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.COMPLETE, value=0.5,
+        system_attrs={record.CURVES_ATTR: {"epochs": [1], "test_metric": [[0.7]]}})
+    assert record.stored_curves(old) == {"epochs": [1], "test_metric": [[0.7]]}
+    assert record.stored_curves(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.COMPLETE, value=0.5)) is None

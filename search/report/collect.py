@@ -23,10 +23,10 @@ from search.analysis.results import MEASURED
 from search.analysis.stats import CONFIDENCE
 from search.noise import BASELINE
 from search.study.record import (
-    CURVES_ATTR,
     SPEC_ATTR,
     StoredSpec,
     TrialRecord,
+    stored_curves,
     stored_weights,
 )
 
@@ -401,7 +401,7 @@ def _curves(data: ReportData, trials: dict[int, Any]) -> tuple[tuple[Curves, ...
     for config in [data.baseline] + [data.best_of(p) for p in data.placements]:
         if config is None:
             continue
-        stored = trials[config.trial].system_attrs.get(CURVES_ATTR)
+        stored = stored_curves(trials[config.trial])
         if not stored:
             notes.append(f"{config.config}: no learning curves stored")
             continue

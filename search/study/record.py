@@ -66,12 +66,15 @@ ROBUSTNESS_ATTR = "robustness"
 CERTIFIED_ATTR = "certified"
 
 # --- trial system attributes (kept out of optuna-dashboard's attribute table) -------------------
-CURVES_ATTR = "noise_search:curves"  # {"epochs": [...], curve name: per repeat [...]}
+# The learning curves of a trial, {"epochs": [...], curve name: per repeat [...]}: written by
+# studies before every trial was recorded in blocks; the curves are now each block's own, and
+# `stored_curves` reads either.
+CURVES_ATTR = "noise_search:curves"
 WEIGHTS_ATTR = "noise_search:weights"  # repeat 0's final parameters, when small enough
 MAX_STORED_WEIGHTS = 200_000  # numbers in all; a larger model's weights are not stored
 # The mean test curve goes to optuna-dashboard as intermediate values at no more record points
 # than this: each is a database write of its own (400 of them were ~0.4 s per trial on SQLite,
-# a tenth of the tutorial grid's run); the whole curves are in CURVES_ATTR for the report.
+# a tenth of the tutorial grid's run); the whole curves are in the blocks, for the report.
 MAX_INTERMEDIATE_VALUES = 50
 # One attribute per trained block of seeds (+ its first repeat index; a study that does not
 # race has one block), written in one storage call, so a block is recorded entirely or not
@@ -290,7 +293,7 @@ def failure_attrs(reason: str, diverged: bool = False,
 
 
 def curves_value(result: TrainResult) -> dict[str, Any]:
-    """The CURVES_ATTR value: the recorded epochs and each curve per repeat."""
+    """A block's learning curves: the recorded epochs and each curve per repeat."""
     curves: dict[str, Any] = {"epochs": list(result.curve_epochs)}
     curves.update({name: [list(_rounded(row, 5)) for row in values]
                    for name, values in result.curves.items()})
@@ -298,7 +301,7 @@ def curves_value(result: TrainResult) -> dict[str, Any]:
 
 
 def intermediate_values(curves: dict[str, Any]) -> list[tuple[int, float]]:
-    """(epoch, mean clean test metric over the repeats recorded) from a CURVES_ATTR value, for
+    """(epoch, mean clean test metric over the repeats recorded) from a trial's curves, for
     optuna-dashboard's intermediate values: at most MAX_INTERMEDIATE_VALUES record points,
     evenly spaced, the first and the last always among them; points where the mean is not
     finite are left out. A raced trial's are written again after each block (Optuna replaces
@@ -361,12 +364,23 @@ def seeds_recorded(trial: FrozenTrial) -> int:
 
 
 def merged_curves(blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The CURVES_ATTR value of a raced trial: its blocks' curves, repeats in order."""
+    """A trial's learning curves from its blocks' ({"epochs": [...], curve name: per repeat
+    [...]}, repeats in order)."""
     merged: dict[str, Any] = {"epochs": blocks[0]["curves"]["epochs"]}
     for name in blocks[0]["curves"]:
         if name != "epochs":
             merged[name] = [row for b in blocks for row in b["curves"][name]]
     return merged
+
+
+def stored_curves(trial: FrozenTrial) -> dict[str, Any] | None:
+    """The trial's learning curves (see merged_curves), from its blocks, or from CURVES_ATTR
+    for a study recorded before blocks; None when it has none."""
+    blocks = stored_blocks(trial)
+    if blocks and all("curves" in b for b in blocks):
+        return merged_curves(blocks)
+    stored = trial.system_attrs.get(CURVES_ATTR)
+    return stored or None
 
 
 def stored_weights(trial: FrozenTrial) -> tuple[np.ndarray, ...] | None:

@@ -234,13 +234,13 @@ class StudyRunner:
 
     def _derive(self, tid: int, config: NoiseConfig,
                 blocks: list[dict[str, Any]]) -> record.TrialRecord:
-        """The trial's record, curves and intermediate values from its blocks; then COMPLETE
-        with its objective value(s) once it has every seed, else WAITING for its next block."""
+        """The trial's record and intermediate values from its blocks (the curves stay in the
+        blocks: record.stored_curves merges them); then COMPLETE with its objective value(s)
+        once it has every seed, else WAITING for its next block."""
         measured = record.TrialRecord.from_blocks(config, self.spec, blocks)
         for key, value in measured.to_attrs(identity=False).items():
             self.storage.set_trial_user_attr(tid, key, value)
         curves = record.merged_curves(blocks)
-        self.storage.set_trial_system_attr(tid, record.CURVES_ATTR, curves)
         if len(self.study.directions) == 1:  # Optuna keeps them for one objective only
             for epoch, value in record.intermediate_values(curves):
                 self.storage.set_trial_intermediate_value(tid, epoch, value)
