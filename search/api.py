@@ -407,10 +407,12 @@ class Study:
         return retrying(lambda: report.save_to_dashboard(self._load(), drawn),
                         "saving the figures into the study")
 
-    def _save_after_run(self, quiet: bool, warn: Callable[[str], None]) -> int | None:
+    def _save_after_run(self, results: Results, quiet: bool,
+                        warn: Callable[[str], None]) -> int | None:
         """A run's last step: figures and note into the study, unless they already show every
-        completed trial (report.save_after_run decides, and draws once when workers finish
-        together); None when nothing was saved (``warn`` says why if drawing failed)."""
+        completed trial (report.save_after_run decides, by the ``results`` the run ended
+        with, and draws once when workers finish together); None when nothing was saved
+        (``warn`` says why if drawing failed)."""
         from search import report
 
         def build() -> ReportData:
@@ -418,7 +420,7 @@ class Study:
                 return self.report_data(True, progress)
 
         study = self._load()
-        return report.save_after_run(study, self._raw_results(), build, warn)
+        return report.save_after_run(study, results._raw, build, warn)
 
     def delete(self, force: bool = False) -> None:
         """Delete the study and its trials (refused while trials run, unless ``force``)."""
@@ -509,8 +511,10 @@ def run(study_file: str | Path, overrides: Mapping[str, Any] | Sequence[str] | N
     make = reporter or (lambda spec, study, data: _Bar(spec, study, quiet))
     report = _train(spec, data, url, workers, make)
     study = Study(spec.study.name, url)
-    report.finished(study.results(require_complete=False))
-    saved = study._save_after_run(quiet, report.warn)
+    # Read once, for the summary and for whether the saved figures are up to date.
+    results = study.results(require_complete=False)
+    report.finished(results)
+    saved = study._save_after_run(results, quiet, report.warn)
     if saved is not None:
         report.saved_figures(saved)
     return study
