@@ -64,14 +64,16 @@ class _Lines:
         for line in self._pipe:
             self.lines.append((time.monotonic() - self._started, line.rstrip("\n")))
 
-    def wait_for(self, text: str, timeout: float) -> float:
+    def wait_for(self, text: str, timeout: float, other: _Lines | None = None) -> float:
+        """When ``text`` was printed; a failure shows both streams (``other``: stderr)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             hit = next((t for t, line in self.lines if text in line), None)
             if hit is not None:
                 return hit
             time.sleep(0.05)
-        raise AssertionError(f"no line with {text!r} within {timeout} s: {self.text()}")
+        raise AssertionError(f"no line with {text!r} within {timeout} s: {self.text()}"
+                             + (f"\nstderr:\n{other.text()}" if other is not None else ""))
 
     def text(self) -> str:
         return "\n".join(line for _, line in self.lines)

@@ -378,3 +378,25 @@ def test_curves_are_stored_once_in_the_blocks_and_older_studies_still_read():
     assert record.stored_curves(old) == {"epochs": [1], "test_metric": [[0.7]]}
     assert record.stored_curves(optuna.trial.create_trial(
         state=optuna.trial.TrialState.COMPLETE, value=0.5)) is None
+
+
+def test_a_record_retried_after_its_commit_lost_its_answer_reports_the_trial_complete(
+        write_study, sqlite_url, fake_train):
+    """Recording a block is retried through an outage; when the first attempt did commit
+    (block, record, COMPLETE) and only its answer was lost, the retry reports the trial
+    complete with its numbers, neither as taken over nor by writing it again."""
+    from search.study import queue
+    from search.study.runner import StudyRunner
+
+    spec = spec_module.load(write_study())
+    runner = StudyRunner(spec, open_storage(sqlite_url), train=fake_train)
+    runner.recover()
+    trial = queue.next_trial(runner.study, runner.storage, spec, runner.meta)
+    block = runner.schedule.next_block(0)
+    config, result = runner._train_block(trial, block)
+    first = runner._record_block(trial, config, block, result, 1.0)
+    again = runner._record_block(trial, config, block, result, 1.0)
+    assert first[0] == again[0] == TrialState.COMPLETE
+    assert first[1] == again[1] and again[2] is None  # the same summary; no failure
+    (stored,) = [t for t in runner.study.get_trials() if t.number == trial.number]
+    assert len(stored_blocks(stored)) == 1 and stored.value == pytest.approx(first[1].mean)

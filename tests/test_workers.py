@@ -112,8 +112,9 @@ def _assert_each_grid_point_complete_once(url: str, path: Path) -> list:
 def test_three_workers_one_killed_every_grid_point_complete_once(postgres_url, tmp_path):
     """The must-show: 3 worker processes on one PostgreSQL study, one SIGKILLed mid-trial."""
     path = tmp_path / "split.toml"
-    # Trials of several seconds: the victim's must still be training when it is killed.
-    path.write_text(STUDY.format(epochs=12000, std="[0.1, 0.2, 0.3]"))
+    # Trials of seconds (a 12,000-epoch one could end within the test's reads, seen in CI):
+    # the victim's must still be training when it is killed.
+    path.write_text(STUDY.format(epochs=60000, std="[0.1, 0.2, 0.3]"))
     workers = [_spawn(["run", str(path), "--storage", postgres_url, "--quiet"],
                       tmp_path / f"worker{i}.log") for i in range(3)]
     try:
@@ -123,7 +124,6 @@ def test_three_workers_one_killed_every_grid_point_complete_once(postgres_url, t
                             workers)
         victim = workers[0]
         (trial,) = [t for t in running if t.user_attrs[WORKER_ATTR] == _worker_id(victim)]
-        time.sleep(0.5)
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(10) == -signal.SIGKILL
         for w in workers[1:]:

@@ -208,8 +208,13 @@ class StudyRunner:
         with study_lock(self.storage, self.study.study_name):
             frozen = self.storage.get_trial(tid)
             seeds = record.seeds_recorded(frozen)
-            # A retry after a lost connection may find its own block recorded already.
+            # A retry after a lost connection may find its own block recorded already, and
+            # the trial even parked or completed by it (its commit's answer was lost).
             ours = seeds == block.stop and result is not None and block.stop > block.start
+            if ours and frozen.state in (TrialState.WAITING, TrialState.COMPLETE):
+                blocks = record.stored_blocks(frozen)
+                done = record.TrialRecord.from_blocks(config, self.spec, blocks)
+                return frozen.state, done.test, None, ()
             if frozen.state != TrialState.RUNNING or (seeds != block.start and not ours):
                 # Our heartbeat did not reach the storage for longer than the grace period
                 # (an outage), so another worker declared the trial stale and queued it again.
