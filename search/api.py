@@ -99,15 +99,40 @@ class Results:
     """A study's results: ``rows`` (one per configuration, best first, as `results --format
     json` lists them), the per-seed values, the recommendation and the progress."""
 
-    study: str
-    metric: str
-    direction: str
-    rows: list[dict[str, Any]]
     recommendation: Answer
-    progress: Progress
-    values: dict[str, list[float]]
-    robust_values: dict[str, list[float]]
     _raw: StudyResults = field(repr=False)
+
+    @property
+    def study(self) -> str:
+        return self._raw.name
+
+    @property
+    def metric(self) -> str:
+        return self._raw.metric
+
+    @property
+    def direction(self) -> str:
+        """maximize | minimize"""
+        return self._raw.direction
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """One per configuration, best first, as `results --format json` lists them."""
+        return self._raw.rows
+
+    @property
+    def progress(self) -> Progress:
+        return self._raw.progress
+
+    @property
+    def values(self) -> dict[str, list[float]]:
+        """Per configuration measured, its test metric per repeat."""
+        return self._raw.values
+
+    @property
+    def robust_values(self) -> dict[str, list[float]]:
+        """With [robustness]: per configuration measured, its robust score per repeat."""
+        return self._raw.robust_values
 
     @property
     def objective(self) -> str:
@@ -271,8 +296,7 @@ def _answer(results: StudyResults) -> Answer:
 
 def results_of(raw: StudyResults) -> Results:
     """The API's view of analysis.results.StudyResults."""
-    return Results(raw.name, raw.metric, raw.direction, raw.rows, _answer(raw), raw.progress,
-                   raw.values, raw.robust_values, raw)
+    return Results(_answer(raw), raw)
 
 
 # --- studies -------------------------------------------------------------------------------
@@ -552,6 +576,20 @@ def _train(spec: Any, data: Any, url: str, workers: int,
     return report
 
 
+def study_progress(study: optuna.Study) -> Progress:
+    """How far an open study is (configurations done of its total), read through the retry
+    policy: where a run's progress display starts."""
+    from search.storage import retrying
+    from search.study import record
+
+    def read() -> Progress:
+        meta = record.StudyMeta.read(study)
+        assert meta is not None  # the run opened it: noise-search's
+        return record.progress(meta, study.get_trials(deepcopy=False))
+
+    return retrying(read, "reading the study")
+
+
 class Reporter(Protocol):
     """What reports a run's progress (`run`'s ``reporter``)."""
 
@@ -581,14 +619,9 @@ class _Bar:
             return
         from tqdm.auto import tqdm
 
-        from search.storage import retrying
-        from search.study import record
-
-        meta = retrying(lambda: record.StudyMeta.read(study), "reading the study")
-        done = retrying(lambda: record.progress(meta, study.get_trials(deepcopy=False)).done,
-                        "reading the study") if meta is not None else 0
-        self.bar = tqdm(total=meta.total if meta is not None else None, initial=done,
-                        unit="config", desc=spec.study.name)
+        progress = study_progress(study)
+        self.bar = tqdm(total=progress.total, initial=progress.done, unit="config",
+                        desc=spec.study.name)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -608,8 +641,4 @@ class _Bar:
 
     def done(self, outcome: Any) -> None:
         if self.bar is not None:
-            from optuna.trial import TrialState
-
-            # A raced block goes back to WAITING; one may also stop others.
-            others = [s for s in getattr(outcome, "stopped", ()) if s.key != outcome.config.key]
-            self.bar.update(int(outcome.state != TrialState.WAITING) + len(others))
+            self.bar.update(outcome.configurations_done)

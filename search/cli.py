@@ -91,20 +91,18 @@ class _ProgressLines:
         from tqdm import tqdm
 
         from search import workload
-        from search.storage import mask_password, retrying
-        from search.study import record
+        from search.api import study_progress
+        from search.storage import mask_password
 
-        meta = retrying(lambda: record.StudyMeta.read(study), "reading the study")
-        assert meta is not None  # open_study stored it
-        done = retrying(lambda: record.progress(meta, study.get_trials(deepcopy=False)).done,
-                        "reading the study")
-        click.echo(f"study {spec.study.name!r} in {mask_password(url)}: {done} of {meta.total} "
-                   f"configurations done, {_count(spec.study.repeats, 'repeat')} each, "
+        progress = study_progress(study)
+        total = progress.total
+        click.echo(f"study {spec.study.name!r} in {mask_password(url)}: {progress.done} of "
+                   f"{total} configurations done, {_count(spec.study.repeats, 'repeat')} each, "
                    f"{_count(spec.model.epochs, 'epoch')}, engine {spec.study.engine}"
-                   + _noise_cost(workload.estimate(spec, meta.total, len(data.x_train),
+                   + _noise_cost(workload.estimate(spec, total, len(data.x_train),
                                                    len(data.x_test))))
         self.spec, self.study, self.quiet = spec, study, quiet
-        self.bar = tqdm(total=meta.total, initial=done, unit="config", disable=quiet,
+        self.bar = tqdm(total=total, initial=progress.done, unit="config", disable=quiet,
                         dynamic_ncols=True, file=sys.stderr)
         self.baseline: float | None = None
 
@@ -128,12 +126,10 @@ class _ProgressLines:
 
         key = outcome.config.key
         # A raced block may close a round that stops other configurations too: each is done.
-        others = [s for s in outcome.stopped if s.key != key]
-        # WAITING: a raced block, more seeds to come
-        self.bar.update(int(outcome.state != TrialState.WAITING) + len(others))
+        self.bar.update(outcome.configurations_done)
         if self.quiet:
             return
-        for stopped in others:
+        for stopped in outcome.others_stopped:
             self.bar.write(f"  {stopped.key:<28} stopped: {stopped.reason}")
         if outcome.state == TrialState.PRUNED:
             self.bar.write(f"  {key:<28} stopped: {outcome.failure}")

@@ -26,7 +26,7 @@ from search.analysis.robust_results import RobustResult, pareto_front, robust_re
 from search.errors import StudyError
 from search.noise import BASELINE, parse_config_key
 from search.study import record
-from search.study.record import Progress, StudyMeta, TrialRecord
+from search.study.record import Progress, StoredSpec, StudyMeta, TrialRecord
 
 # States whose trials carry per-seed values: run to the end, or stopped early by racing.
 MEASURED = ("COMPLETE", "PRUNED")
@@ -112,12 +112,18 @@ class StudyResults:
     # kept out of the rows (and so out of the JSON) because they are long; `compare` and the
     # recommendation read them.
     values: dict[str, list[float]] = field(default_factory=dict)
-    # [robustness]: the study's objective (clean | robust | both) and the robust score per
-    # repeat of each measured configuration (search.analysis.robust_results).
-    objective: str = "clean"
+    # The study file it was created from, as stored, read once (its objective, repeats, ...).
+    spec: StoredSpec = field(default_factory=lambda: StoredSpec.parse(None))
+    # [robustness]: the robust score per repeat of each measured configuration
+    # (search.analysis.robust_results).
     robust_values: dict[str, list[float]] = field(default_factory=dict)
     # Per-repeat train values of each measured configuration (the seed-level DataFrame).
     train_values: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def objective(self) -> str:
+        """What the study optimises: clean | robust | both (study.objective)."""
+        return self.spec.objective
 
     @functools.cached_property
     def rows(self) -> list[dict[str, Any]]:
@@ -242,7 +248,7 @@ def read_results(study: optuna.Study) -> StudyResults:
 
     ordered = sorted(configs.values(), key=key)
     return StudyResults(study.study_name, meta.metric, meta.direction, ordered,
-                        record.progress(meta, trials), values, objective,
+                        record.progress(meta, trials), values, meta.stored,
                         {k: list(r.values) for k, r in robust.items()}, train_values)
 
 

@@ -23,7 +23,6 @@ from search.analysis.results import MEASURED
 from search.analysis.stats import CONFIDENCE
 from search.noise import BASELINE
 from search.study.record import (
-    SPEC_ATTR,
     StoredSpec,
     TrialRecord,
     stored_curves,
@@ -336,7 +335,7 @@ def collect(study: optuna.Study, *, progress: Progress | None = None) -> ReportD
     res = results_module.read_results(study)
     results_module.require_completed(res)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    stored = StoredSpec.parse(study.user_attrs.get(SPEC_ATTR))
+    stored = res.spec
     configs = tuple(_config(row, trials[row["trial"]]) for row in res.rows)
     if progress is not None:
         progress(f"read {len(trials)} trials", 1)

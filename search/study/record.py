@@ -199,8 +199,8 @@ class TrialRecord:
             self.state == TrialState.FAIL and self.diverged)
 
     @classmethod
-    def from_blocks(cls, config: NoiseConfig, spec: StudySpec, blocks: list[dict[str, Any]],
-                    state: TrialState = TrialState.RUNNING) -> TrialRecord:
+    def from_blocks(cls, config: NoiseConfig, spec: StudySpec,
+                    blocks: list[dict[str, Any]]) -> TrialRecord:
         """The record of a configuration's seeds so far, from its stored blocks (in order;
         a study that does not race has one). The aggregates are of the blocks' unrounded
         values; the values per repeat are stored rounded."""
@@ -213,7 +213,7 @@ class TrialRecord:
         test, train = joined("test_metric"), joined("train_metric")
         assert test is not None and train is not None
         return cls(
-            config, config.key, state=state, metric=spec.metric,
+            config, config.key, state=TrialState.RUNNING, metric=spec.metric,
             repeats=int(test.size), test_values=_rounded(test), train_values=_rounded(train),
             test_loss_values=_rounded(joined("test_loss")),
             train_loss_values=_rounded(joined("train_loss")),

@@ -56,6 +56,17 @@ class TrialOutcome:
     failure: str | None = None
     stopped: tuple[schedule.Stopped, ...] = ()
 
+    @property
+    def others_stopped(self) -> tuple[schedule.Stopped, ...]:
+        """The other configurations the rounds this block completed stopped."""
+        return tuple(s for s in self.stopped if s.key != self.config.key)
+
+    @property
+    def configurations_done(self) -> int:
+        """How many configurations this outcome finishes (for a progress bar): its own unless
+        it is WAITING (a raced block, more seeds to come), and each other one it stopped."""
+        return int(self.state != TrialState.WAITING) + len(self.others_stopped)
+
 
 class StudyRunner:
     """A worker on one study: takes configurations and trains them until none is left.
@@ -245,9 +256,8 @@ class StudyRunner:
         measured = record.TrialRecord.from_blocks(config, self.spec, blocks)
         for key, value in measured.to_attrs(identity=False).items():
             self.storage.set_trial_user_attr(tid, key, value)
-        curves = record.merged_curves(blocks)
         if len(self.study.directions) == 1:  # Optuna keeps them for one objective only
-            for epoch, value in record.intermediate_values(curves):
+            for epoch, value in record.intermediate_values(record.merged_curves(blocks)):
                 self.storage.set_trial_intermediate_value(tid, epoch, value)
         if (measured.repeats or 0) >= self.schedule.maximum:
             value = measured.objective_value(self.spec.study.objective)
